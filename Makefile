@@ -1,0 +1,61 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv at the repo root by themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.callqa-installed
+MODEL := models/cache/whisper-base/callqa-model.json
+# Debian packages the test-audio generator needs (tests render a short call with festival).
+APT_PACKAGES := festival festvox-ru sox
+
+.PHONY: help venv model demo test test-fast bench system-deps samples lint clean
+
+help:
+	@echo "make demo   - set up .venv and the default model, analyse the bundled sample calls"
+	@echo "make test   - set up the same way and run the whole test suite"
+	@echo "make bench  - run the benchmarks (figures go to bench/README.md by hand)"
+	@echo "make samples - re-render the sample calls with festival (tests/synth/render.py)"
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "callqa needs Python 3.11 or newer"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(INSTALLED)
+
+$(MODEL): $(INSTALLED)
+	$(BIN)/callqa model prepare whisper-base
+
+model: $(MODEL)
+
+demo: model
+	$(BIN)/callqa demo --out demo-output
+
+# The generator test needs festival; install the Debian packages when they are missing and we may (root).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing (sudo apt-get install -y$$missing)"; exit 1; \
+		fi; \
+	fi
+
+test: model system-deps
+	$(BIN)/python -m pytest
+
+bench: model
+	$(BIN)/python bench/analyze_vs_bare.py
+	$(BIN)/python bench/stereo_strategies.py
+
+samples: venv system-deps
+	$(BIN)/python -m tests.synth.render --out tests/data/calls
+
+lint: venv
+	$(BIN)/ruff check pipeline models tests bench
+
+clean:
+	rm -rf $(VENV) models/cache demo-output .pytest_cache

@@ -1,0 +1,271 @@
+"""Speech recognition with faster-whisper: Russian forced, VAD, word timestamps, batched decoding.
+
+`load_asr()` loads a model once per process (cached; a Dask worker keeps it); `transcribe()` runs it on one
+stretch of 16 kHz audio and returns typed words on the call's timeline. Whisper's known hallucinations on
+silence and music ("Продолжение следует...", subtitle credits) are dropped, but only where the audio under them
+holds no speech: a person who really says "продолжение следует" keeps their words.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.audio import SAMPLE_RATE_HZ
+from pipeline.errors import ConfigError, ModelError
+
+__all__ = [
+    "AsrModel",
+    "AsrOptions",
+    "AsrWord",
+    "DroppedPhrase",
+    "Transcription",
+    "detect_language",
+    "load_asr",
+    "resolve_device",
+    "transcribe",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class AsrOptions(BaseModel):
+    """Decoding settings. Defaults are the production settings for Russian calls.
+
+    Attributes:
+        language: forced language (auto-detection flips on short or noisy calls).
+        beam_size: beam search width.
+        batch_size: VAD chunks decoded together (faster-whisper's BatchedInferencePipeline).
+        vad_threshold: Silero speech probability above which audio is speech.
+        vad_min_silence_ms: a pause at least this long separates two speech chunks.
+        hotwords: words to bias recognition towards in every window (company and product names).
+        hallucination_min_speech: share of 32 ms VAD frames in a suspect phrase that must be speech to keep it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    language: str = "ru"
+    beam_size: int = Field(5, ge=1)
+    batch_size: int = Field(8, ge=1)
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_min_silence_ms: int = Field(160, ge=0)
+    hotwords: str | None = None
+    hallucination_min_speech: float = Field(0.3, ge=0, le=1)
+
+
+class AsrWord(BaseModel):
+    """One recognised word on the call's timeline; `channel` is set when a single channel was transcribed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: float
+    end: float
+    text: str
+    prob: float
+    channel: int | None = None
+
+
+class DroppedPhrase(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start: float
+    end: float
+    text: str
+    speech_share: float
+
+
+@dataclass(frozen=True)
+class Transcription:
+    words: list[AsrWord]
+    dropped: list[DroppedPhrase]
+
+
+@dataclass(frozen=True)
+class AsrModel:
+    """A loaded faster-whisper model and the facts the result JSON reports about it."""
+
+    whisper: object  # faster_whisper.WhisperModel; typed loosely so importing this module stays cheap
+    name: str
+    path: str
+    sha256: str | None
+    device: str
+    compute_type: str
+    engine_version: str
+
+
+def resolve_device(device: str, compute_type: str | None = None) -> tuple[str, str]:
+    """`auto` picks CUDA (float16) when a CUDA device is visible, else the CPU with int8 weights."""
+    import ctranslate2
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}: expected one of auto, cpu, cuda")
+    cuda_devices = ctranslate2.get_cuda_device_count()
+    if device == "cuda" and cuda_devices == 0:
+        raise ConfigError("device cuda requested but no CUDA device is visible (use --device auto or cpu)")
+    chosen = "cuda" if device == "cuda" or (device == "auto" and cuda_devices > 0) else "cpu"
+    return chosen, compute_type or ("float16" if chosen == "cuda" else "int8")
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=4)
+def load_asr(model_name: str, model_path: str, sha256: str | None, device: str = "auto",
+             compute_type: str | None = None, cpu_threads: int = 0) -> AsrModel:
+    """Load a CTranslate2 Whisper model directory (see `models.resolve`), once per process and settings.
+
+    Args:
+        model_name: the name reported in results.
+        model_path: the model directory.
+        sha256: the weights' hash, reported in results (None when unknown).
+        device: auto, cpu or cuda.
+        compute_type: CTranslate2 compute type; None picks int8 on CPU, float16 on CUDA.
+        cpu_threads: threads on CPU; 0 uses every core this process may run on.
+
+    Raises:
+        ModelError: the directory does not load.
+    """
+    import faster_whisper
+
+    chosen_device, chosen_type = resolve_device(device, compute_type)
+    threads = cpu_threads or _available_cpus()
+    try:
+        whisper = faster_whisper.WhisperModel(model_path, device=chosen_device, compute_type=chosen_type,
+                                              cpu_threads=threads, local_files_only=True)
+    except (RuntimeError, ValueError, OSError) as error:
+        raise ModelError(f"could not load ASR model {model_name} from {model_path}: {error}") from error
+    logger.info("loaded ASR model %s on %s (%s, %d threads)", model_name, chosen_device, chosen_type, threads)
+    return AsrModel(whisper=whisper, name=model_name, path=model_path, sha256=sha256, device=chosen_device,
+                    compute_type=chosen_type, engine_version=faster_whisper.__version__)
+
+
+# Phrases Whisper is known to invent on silence, hold music and beeps in Russian audio (it learnt them from
+# subtitle credits). Matched on one sentence at a time, case-insensitive, ё as е, punctuation removed.
+HALLUCINATION_PATTERNS = tuple(re.compile(pattern) for pattern in (
+    r"\bпродолжение следует\b",
+    r"\bсубтитр\w*\b.*\b(сделал|делал|создал|создавал|подготовил|подогнал|сообществ|amara|dimatorzok)",
+    r"\b(редактор|корректор) субтитров\b",
+    r"\bкорректор [а-я]\b",
+    r"\bdimatorzok\b",
+    r"\bспасибо за (просмотр|внимание)\b.*\b(подписывайтесь|ставьте)\b",
+    r"\bподписывайтесь на (наш )?канал\b",
+    r"\bставьте лайки\b",
+))
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"»”)]*$")
+_NON_WORD = re.compile(r"[^\w\s]")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(_NON_WORD.sub(" ", text.lower().replace("ё", "е")).split())
+
+
+def _sentences(words: list[AsrWord]) -> list[list[AsrWord]]:
+    sentences: list[list[AsrWord]] = []
+    current: list[AsrWord] = []
+    for word in words:
+        current.append(word)
+        if _SENTENCE_END.search(word.text):
+            sentences.append(current)
+            current = []
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+def _speech_share(samples: np.ndarray, start_s: float, end_s: float, threshold: float) -> float:
+    """Share of Silero VAD frames between start_s and end_s (block-relative) that are speech."""
+    from faster_whisper.vad import get_vad_model
+
+    window = 512
+    first = max(0, int((start_s - 0.1) * SAMPLE_RATE_HZ))
+    last = min(len(samples), int((end_s + 0.1) * SAMPLE_RATE_HZ))
+    excerpt = samples[first:last].astype(np.float32)
+    if len(excerpt) < window:
+        return 0.0
+    excerpt = np.pad(excerpt, (0, (-len(excerpt)) % window))
+    probabilities = np.asarray(get_vad_model()(excerpt)).reshape(-1)
+    return float((probabilities >= threshold).mean())
+
+
+def _drop_unbacked_hallucinations(words: list[AsrWord], samples: np.ndarray, offset_s: float,
+                                  options: AsrOptions) -> tuple[list[AsrWord], list[DroppedPhrase]]:
+    kept: list[AsrWord] = []
+    dropped: list[DroppedPhrase] = []
+    for sentence in _sentences(words):
+        text = " ".join(word.text for word in sentence)
+        normalised = _normalise(text)
+        if any(pattern.search(normalised) for pattern in HALLUCINATION_PATTERNS):
+            start, end = sentence[0].start, sentence[-1].end
+            share = _speech_share(samples, start - offset_s, end - offset_s, options.vad_threshold)
+            if share < options.hallucination_min_speech:
+                dropped.append(DroppedPhrase(start=start, end=end, text=text, speech_share=round(share, 3)))
+                continue
+        kept.extend(sentence)
+    return kept, dropped
+
+
+def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, options: AsrOptions | None = None,
+               channel: int | None = None) -> Transcription:
+    """Transcribe one stretch of a call.
+
+    Args:
+        model: from `load_asr`.
+        samples: (n,) float32 audio at 16 kHz.
+        offset_s: where `samples` starts in the call; word times are shifted by it.
+        options: decoding settings.
+        channel: recorded on every word when `samples` is a single channel of a stereo call.
+
+    Returns:
+        The words in time order, and the hallucinated phrases that were dropped.
+    """
+    from faster_whisper import BatchedInferencePipeline
+
+    options = options or AsrOptions()
+    # A new pipeline object per call: BatchedInferencePipeline keeps per-transcription state
+    # (last_speech_timestamp), so sharing one between threads would mix two calls' timings.
+    pipeline = BatchedInferencePipeline(model.whisper)
+    segments, _info = pipeline.transcribe(
+        samples.astype(np.float32, copy=False),
+        language=options.language,
+        beam_size=options.beam_size,
+        batch_size=options.batch_size,
+        word_timestamps=True,
+        condition_on_previous_text=False,
+        vad_filter=True,
+        vad_parameters={"threshold": options.vad_threshold, "min_silence_duration_ms": options.vad_min_silence_ms},
+        hotwords=options.hotwords,
+    )
+    words = [
+        AsrWord(start=round(word.start + offset_s, 3), end=round(word.end + offset_s, 3), text=word.word.strip(),
+                prob=round(word.probability, 3), channel=channel)
+        for segment in segments
+        for word in (segment.words or [])
+        if word.word.strip()
+    ]
+    kept, dropped = _drop_unbacked_hallucinations(words, samples, offset_s, options)
+    for phrase in dropped:
+        logger.info("dropped hallucination %r at %.1f s (speech share %.2f)", phrase.text, phrase.start,
+                    phrase.speech_share)
+    return Transcription(words=kept, dropped=dropped)
+
+
+def detect_language(model: AsrModel, samples: np.ndarray, *, expected: str = "ru") -> tuple[str, float, float]:
+    """Which language Whisper hears in `samples` (up to 30 s of speech, 16 kHz).
+
+    Returns:
+        The most likely language, its probability, and the probability of `expected`.
+    """
+    language, probability, all_probabilities = model.whisper.detect_language(samples.astype(np.float32, copy=False))
+    expected_probability = dict(all_probabilities).get(expected, 0.0)
+    return language, float(probability), float(expected_probability)

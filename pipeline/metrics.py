@@ -1,0 +1,220 @@
+"""Conversation dynamics from the attributed words and turns. docs/metrics.md defines each figure for users.
+
+Everything here is interval arithmetic on word times, so it runs the same on stereo and diarized mono calls and
+on a stored transcript without the audio.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.schema import Metrics, PerRole, PerRoleCount, Role, Turn, Word
+
+__all__ = ["MetricsOptions", "compute_metrics", "is_question", "speech_intervals"]
+
+Interval = tuple[float, float]
+
+
+class MetricsOptions(BaseModel):
+    """
+    Attributes:
+        fill_gap_s: pauses between one speaker's words up to this long count as talk (breaths inside a phrase).
+        long_silence_s: a pause of both parties at least this long counts as a long silence (MiiTel uses 3 s).
+        monologue_max_pause_s: a monologue ends at the other party's first word or a pause longer than this.
+        interruption_min_overlap_s: to interrupt, a speaker must start while the other keeps talking at least
+            this much longer (shorter overlaps are ordinary turn-taking).
+        min_talk_for_rate_s: below this much talk, a speech rate is not meaningful and is null.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fill_gap_s: float = 0.5
+    long_silence_s: float = 3.0
+    monologue_max_pause_s: float = 5.0
+    interruption_min_overlap_s: float = 0.3
+    min_talk_for_rate_s: float = 2.0
+
+
+def _merge(intervals: Iterable[Interval], fill_gap_s: float = 0.0) -> list[Interval]:
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start - merged[-1][1] <= fill_gap_s:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+def _length(intervals: Iterable[Interval]) -> float:
+    return sum(end - start for start, end in intervals)
+
+
+def speech_intervals(words: list[Word], fill_gap_s: float = 0.5) -> dict[str, list[Interval]]:
+    """Per speaker, the stretches of talk: word spans with short pauses between them filled in."""
+    by_speaker: dict[str, list[Interval]] = {}
+    for word in words:
+        by_speaker.setdefault(word.speaker, []).append((word.start, word.end))
+    return {speaker: _merge(spans, fill_gap_s) for speaker, spans in by_speaker.items()}
+
+
+def _overlap_length(first: list[Interval], second: list[Interval]) -> float:
+    total, i, j = 0.0, 0, 0
+    while i < len(first) and j < len(second):
+        total += max(0.0, min(first[i][1], second[j][1]) - max(first[i][0], second[j][0]))
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def _monologues(words: list[Word], max_pause_s: float) -> list[tuple[str, float]]:
+    """(speaker, duration) of each stretch where one speaker talks and the other says nothing."""
+    stretches: list[tuple[str, float]] = []
+    speaker, start, end = None, 0.0, 0.0
+    for word in words:
+        if word.speaker == speaker and word.start - end <= max_pause_s:
+            end = max(end, word.end)
+            continue
+        if speaker is not None:
+            stretches.append((speaker, end - start))
+        speaker, start, end = word.speaker, word.start, word.end
+    if speaker is not None:
+        stretches.append((speaker, end - start))
+    return stretches
+
+
+def _interruptions(intervals: dict[str, list[Interval]], min_overlap_s: float) -> dict[str, int]:
+    """Per speaker, how many times they started talking while another speaker went on for min_overlap_s."""
+    counts = dict.fromkeys(intervals, 0)
+    for speaker, own in intervals.items():
+        others = [span for other, spans in intervals.items() if other != speaker for span in spans]
+        for start, _end in own:
+            if any(o_start < start and o_end >= start + min_overlap_s for o_start, o_end in others):
+                counts[speaker] += 1
+    return counts
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+")
+_WORD = re.compile(r"[а-яёa-z]+")
+# A sentence that opens with one of these (after a particle or "подскажите") asks something even when Whisper
+# writes no question mark, which it often omits on telephone audio.
+_INTERROGATIVES = frozenset(
+    "как какой какая какое какие какую каком какого каких какому сколько когда где почему зачем куда откуда "
+    "кто кого кому чей чья чьё чье чьи разве неужели".split()
+)
+_OPENERS = frozenset("а и ну так скажите подскажите пожалуйста уточните простите извините".split())
+
+
+def is_question(sentence: str) -> bool:
+    """A sentence ending in '?', containing the particle 'ли', or opening with an interrogative word."""
+    if sentence.rstrip().endswith("?"):
+        return True
+    tokens = _WORD.findall(sentence.lower())
+    if "ли" in tokens:
+        return True
+    for token in tokens:
+        if token in _INTERROGATIVES:
+            return True
+        if token not in _OPENERS:
+            return False
+    return False
+
+
+def _questions(turns: list[Turn]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for turn in turns:
+        asked = sum(is_question(sentence) for sentence in _SENTENCE_SPLIT.split(turn.text) if sentence.strip())
+        counts[turn.speaker] = counts.get(turn.speaker, 0) + asked
+    return counts
+
+
+def _word_backed(activity: dict[str, list[Interval]], words: list[Word]) -> dict[str, list[Interval]]:
+    """Keep the activity intervals in which the speaker said at least one recognised word (not a cough)."""
+    spans: dict[str, list[Interval]] = {}
+    for word in words:
+        spans.setdefault(word.speaker, []).append((word.start, word.end))
+    return {speaker: [(start, end) for start, end in intervals
+                      if any(w_start < end and start < w_end for w_start, w_end in spans.get(speaker, []))]
+            for speaker, intervals in activity.items()}
+
+
+def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOptions | None = None, *,
+                    activity: dict[str, list[Interval]] | None = None) -> Metrics:
+    """The conversation metrics of one call.
+
+    Args:
+        words: attributed words in time order.
+        turns: the turns built from them.
+        options: thresholds.
+        activity: per speaker, when they were audibly speaking (stereo: each leg's voice activity). Overlaps
+            and interruptions are measured on it when given, since a transcript lists words one after another
+            even when two people talk at once; otherwise on the words' own spans.
+    """
+    options = options or MetricsOptions()
+    intervals = speech_intervals(words, options.fill_gap_s)
+    overlapping = _word_backed(activity, words) if activity is not None else intervals
+    speaker_role: dict[str, Role] = {}
+    for word in words:
+        speaker_role.setdefault(word.speaker, word.role)
+    roles_known = bool(words) and all(role != "unknown" for role in speaker_role.values())
+
+    talk_by_speaker = {speaker: _length(spans) for speaker, spans in intervals.items()}
+    everyone = _merge((span for spans in intervals.values() for span in spans))
+    total_talk = _length(everyone)
+    conversation = (everyone[-1][1] - everyone[0][0]) if everyone else 0.0
+    pauses = [next_start - end for (_, end), (next_start, _) in zip(everyone, everyone[1:])]
+    speakers = list(overlapping)
+    overlap = sum(_overlap_length(overlapping[a], overlapping[b])
+                  for i, a in enumerate(speakers) for b in speakers[i + 1:])
+
+    def per_role(values: dict[str, float], combine=sum) -> dict[str, float | None]:
+        if not roles_known:
+            return {"manager": None, "client": None}
+        result: dict[str, float | None] = {}
+        for role in ("manager", "client"):
+            own = [value for speaker, value in values.items() if speaker_role.get(speaker) == role]
+            result[role] = combine(own) if own else 0.0
+        return result
+
+    talk = per_role(talk_by_speaker)
+    monologue_by_speaker: dict[str, float] = {}
+    for speaker, duration in _monologues(words, options.monologue_max_pause_s):
+        monologue_by_speaker[speaker] = max(duration, monologue_by_speaker.get(speaker, 0.0))
+    words_by_speaker: dict[str, float] = {}
+    for word in words:
+        words_by_speaker[word.speaker] = words_by_speaker.get(word.speaker, 0) + 1
+    word_counts = per_role(words_by_speaker)
+    rates = {}
+    for role in ("manager", "client"):
+        seconds, count = talk[role], word_counts[role]
+        rates[role] = (round(count / seconds * 60, 1) if seconds is not None and count is not None
+                       and seconds >= options.min_talk_for_rate_s else None)
+    manager_talk, client_talk = talk["manager"], talk["client"]
+    ratio = None
+    if manager_talk is not None and client_talk is not None and manager_talk + client_talk > 0:
+        ratio = round(manager_talk / (manager_talk + client_talk), 4)
+
+    def rounded(values: dict[str, float | None], digits: int = 2) -> dict[str, float | None]:
+        return {role: None if value is None else round(value, digits) for role, value in values.items()}
+
+    def counted(values: dict[str, float | None]) -> dict[str, int | None]:
+        return {role: None if value is None else int(value) for role, value in values.items()}
+
+    return Metrics(
+        talk_ratio_manager=ratio,
+        manager_talk_s=None if manager_talk is None else round(manager_talk, 2),
+        client_talk_s=None if client_talk is None else round(client_talk, 2),
+        total_talk_s=round(total_talk, 2),
+        silence_s=round(max(0.0, conversation - total_talk), 2),
+        long_silences=sum(pause >= options.long_silence_s for pause in pauses),
+        overlap_s=round(overlap, 2),
+        longest_monologue_s=PerRole(**rounded(per_role(monologue_by_speaker, max))),
+        interruptions=PerRoleCount(**counted(per_role(_interruptions(overlapping,
+                                                                      options.interruption_min_overlap_s)))),
+        speech_rate_wpm=PerRole(**rates),
+        questions=PerRoleCount(**counted(per_role(_questions(turns)))),
+    )

@@ -1,0 +1,206 @@
+"""The result of analysing one call: the pydantic models behind the result JSON (contract `callqa.result/1`).
+
+docs/result-json.md documents every field. Times are seconds from the start of the recording. The models are
+frozen: stages build new objects instead of changing what they were given.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "RESULT_SCHEMA",
+    "AsrModelInfo",
+    "CallResult",
+    "CriterionResult",
+    "Evidence",
+    "Hit",
+    "Layout",
+    "Metrics",
+    "ModelInfo",
+    "PerRole",
+    "PerRoleCount",
+    "Quality",
+    "QualityGate",
+    "Role",
+    "Score",
+    "SourceInfo",
+    "Speaker",
+    "SpeakerModelInfo",
+    "Turn",
+    "Word",
+]
+
+RESULT_SCHEMA = "callqa.result/1"
+
+Role = Literal["manager", "client", "unknown"]
+Layout = Literal["stereo", "mono"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Word(_Frozen):
+    start: float
+    end: float
+    text: str
+    speaker: str
+    role: Role
+    prob: float = Field(description="ASR confidence of the word, 0-1")
+    overlap: bool = Field(False, description="both parties were speaking during this word")
+
+
+class Turn(_Frozen):
+    start: float
+    end: float
+    speaker: str
+    role: Role
+    text: str
+
+
+class Speaker(_Frozen):
+    id: str
+    role: Role
+    channel: int | None = Field(description="0 = left, 1 = right; null when the speaker is not a channel")
+    talk_s: float
+
+
+class PerRole(_Frozen):
+    """A figure for each party; null where it cannot be known (roles unknown) or has no meaning."""
+
+    manager: float | None = None
+    client: float | None = None
+
+
+class PerRoleCount(_Frozen):
+    manager: int | None = None
+    client: int | None = None
+
+
+class Metrics(_Frozen):
+    talk_ratio_manager: float | None
+    manager_talk_s: float | None
+    client_talk_s: float | None
+    total_talk_s: float
+    silence_s: float
+    long_silences: int
+    overlap_s: float
+    longest_monologue_s: PerRole
+    interruptions: PerRoleCount
+    speech_rate_wpm: PerRole
+    questions: PerRoleCount
+
+
+class Hit(_Frozen):
+    lexicon: str
+    term: str
+    role: Role
+    start: float
+    end: float
+    text: str
+
+
+class Evidence(_Frozen):
+    start: float
+    end: float
+    role: Role
+    text: str
+
+
+class CriterionResult(_Frozen):
+    id: str
+    title: str
+    passed: bool
+    points: float
+    max_points: float
+    evidence: list[Evidence] = []
+
+
+class Score(_Frozen):
+    total: float
+    grade: int
+    passed: bool
+    criteria: list[CriterionResult]
+
+
+class SourceInfo(_Frozen):
+    uri: str = Field(description="where the audio came from (a path or a URI, never with credentials)")
+    sha256: str
+    size_bytes: int
+    container: str
+    codec: str
+    sample_rate_hz: int
+    channels: int
+
+
+class AsrModelInfo(_Frozen):
+    name: str
+    engine: str
+    engine_version: str
+    model_sha256: str | None
+    device: str
+    compute_type: str
+    batch_size: int
+    beam_size: int
+
+
+class SpeakerModelInfo(_Frozen):
+    name: str = Field(description="'channels' (stereo legs) or 'none' (mono, not diarized)")
+    version: str
+
+
+class ModelInfo(_Frozen):
+    asr: AsrModelInfo
+    speakers: SpeakerModelInfo
+
+
+class QualityGate(_Frozen):
+    id: str
+    passed: bool
+    value: float | str | None = None
+    threshold: float | str | None = None
+    message: str = ""
+
+
+class Quality(_Frozen):
+    passed: bool
+    gates: list[QualityGate]
+
+
+class CallResult(_Frozen):
+    """One analysed call; serialise with `to_json()` so the `schema` key is spelled as the contract says."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_id: str = Field(RESULT_SCHEMA, alias="schema")
+    call_id: str
+    source: SourceInfo
+    duration_s: float
+    channels: int
+    layout: Layout
+    language: str
+    direction: Literal["in", "out"] | None = None
+    manager_channel: int | None = Field(None, description="channel of the manager's leg in a stereo call")
+    model: ModelInfo
+    lexicon_version: str | None = None
+    scorecard_version: str | None = None
+    warnings: list[str] = []
+    quality: Quality
+    speakers: list[Speaker]
+    words: list[Word]
+    turns: list[Turn]
+    metrics: Metrics
+    hits: list[Hit] = []
+    score: Score | None = None
+    analyzed_at: str
+    callqa_version: str
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CallResult:
+        return cls.model_validate_json(text)

@@ -1,0 +1,103 @@
+"""Configuration: defaults < a YAML config file < CALLQA_* environment variables < command-line options.
+
+The embedded defaults need no configuration at all. A config file is named by `--config` or `CALLQA_CONFIG`;
+nested options use `__` in environment variables (CALLQA_ASR__BEAM_SIZE=3). docs/configuration.md lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from pipeline.asr import AsrOptions
+from pipeline.errors import ConfigError
+from pipeline.metrics import MetricsOptions
+from pipeline.quality import QualityOptions
+from pipeline.speakers import ChannelOptions
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything a run can be told.
+
+    Attributes:
+        model: ASR model: a registry name (whisper-base, large-v3, large-v3-turbo) or a model directory.
+        device: auto (CUDA when present, else CPU), cpu or cuda.
+        compute_type: CTranslate2 compute type; default int8 on CPU, float16 on CUDA.
+        cpu_threads: ASR threads on CPU; 0 = every available core.
+        models_dir: where assembled and fetched models live (default: models/cache in the checkout).
+        manager_channel: the stereo channel that carries the manager's leg.
+        stereo_strategy: "mix" transcribes the mixed call and attributes words by channel level (keeps context
+            for short replies); "per_channel" transcribes each leg on its own (for comparison).
+        block_s: long recordings are decoded and transcribed in blocks of about this many seconds.
+        turn_max_pause_s: a pause longer than this inside one speaker's speech starts a new turn.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CALLQA_", env_nested_delimiter="__", extra="forbid",
+                                      validate_default=True)
+
+    model: str = "whisper-base"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str | None = None
+    cpu_threads: int = Field(0, ge=0)
+    models_dir: Path | None = None
+    manager_channel: Literal["left", "right"] = "left"
+    stereo_strategy: Literal["mix", "per_channel"] = "mix"
+    block_s: float = Field(600.0, ge=10.0)
+    turn_max_pause_s: float = Field(2.0, gt=0)
+    asr: AsrOptions = AsrOptions()
+    channels: ChannelOptions = ChannelOptions()
+    metrics: MetricsOptions = MetricsOptions()
+    quality: QualityOptions = QualityOptions()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: options given in code or on the command line, then the environment, then the file.
+        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(piece) for piece in item["loc"]) or "settings"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from all sources; `overrides` are command-line options (None means not given).
+
+    Raises:
+        ConfigError: the config file is missing or invalid, or a value is out of range.
+    """
+    config_path = config_file or os.environ.get("CALLQA_CONFIG")
+    given = {key: value for key, value in overrides.items() if value is not None}
+    settings_cls: type[Settings] = Settings
+    if config_path:
+        config_path = Path(config_path)
+        if not config_path.is_file():
+            raise ConfigError(f"config file not found: {config_path}")
+        # The YAML source reads the file named in model_config; a subclass names this run's file.
+        settings_cls = type("Settings", (Settings,), {
+            "model_config": SettingsConfigDict(**Settings.model_config, yaml_file=config_path,
+                                               yaml_file_encoding="utf-8"),
+        })
+    try:
+        return settings_cls(**given)
+    except ValidationError as error:
+        where = f" (config file {config_path})" if config_path else ""
+        raise ConfigError(f"invalid settings{where}: {_describe(error)}") from error
+    except ValueError as error:  # a YAML syntax error, for one
+        raise ConfigError(f"invalid config file {config_path}: {error}") from error

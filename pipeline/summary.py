@@ -1,0 +1,59 @@
+"""The short human-readable view of a result that `callqa analyze` and `callqa demo` print."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.schema import CallResult
+
+__all__ = ["format_clock", "render_summary"]
+
+
+def format_clock(seconds: float) -> str:
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+def _pair(value_manager, value_client, unit: str = "") -> str:
+    def show(value):
+        return "—" if value is None else f"{value}{unit}"
+
+    return f"manager {show(value_manager)} / client {show(value_client)}"
+
+
+def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | None = None) -> Group:
+    """A few lines: duration and layout, who spoke how much, the talk ratio, the first turns."""
+    metrics = result.metrics
+    quality = "quality ok" if result.quality.passed else "quality: " + ", ".join(
+        gate.id for gate in result.quality.gates if not gate.passed)
+    layout = result.layout
+    if result.layout == "stereo":
+        layout += f" (manager on the {('left', 'right')[result.manager_channel or 0]})"
+    header = Text.assemble((Text(result.source.uri.rsplit("/", 1)[-1], style="bold")),
+                           f"  {format_clock(result.duration_s)}  {layout}  {quality}")
+    lines = [header]
+    if metrics.talk_ratio_manager is not None:
+        lines.append(Text(
+            f"  talk: {_pair(metrics.manager_talk_s, metrics.client_talk_s, ' s')}, "
+            f"talk ratio (manager) {metrics.talk_ratio_manager:.2f}, silence {metrics.silence_s} s"))
+        lines.append(Text(
+            f"  questions {_pair(metrics.questions.manager, metrics.questions.client)}; "
+            f"interruptions {_pair(metrics.interruptions.manager, metrics.interruptions.client)}; "
+            f"longest monologue {_pair(metrics.longest_monologue_s.manager, metrics.longest_monologue_s.client, ' s')}"))
+    else:
+        lines.append(Text(f"  talk: {metrics.total_talk_s} s in all, roles unknown, silence {metrics.silence_s} s"))
+    transcript = Table.grid(padding=(0, 1))
+    for turn in result.turns[:max_turns]:
+        transcript.add_row(Text("  " + format_clock(turn.start), style="dim"),
+                           Text(turn.role, style="cyan" if turn.role == "manager" else "magenta"),
+                           Text(turn.text))
+    lines.append(transcript)
+    if len(result.turns) > max_turns:
+        lines.append(Text(f"  … {len(result.turns) - max_turns} more turns", style="dim"))
+    for warning in result.warnings:
+        lines.append(Text(f"  warning: {warning}", style="yellow"))
+    if json_path:
+        lines.append(Text(f"  result: {json_path}", style="green"))
+    return Group(*lines)
