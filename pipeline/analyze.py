@@ -23,7 +23,17 @@ import numpy as np
 import models
 from pipeline import __version__
 from pipeline.asr import AsrModel, AsrWord, detect_language, load_asr, transcribe
-from pipeline.audio import AudioBlock, AudioInfo, ChannelLayout, LevelTrack, decide_layout, iter_blocks, probe
+from pipeline.audio import (
+    DUAL_MONO_THRESHOLD,
+    SAMPLE_RATE_HZ,
+    AudioBlock,
+    AudioInfo,
+    ChannelLayout,
+    LevelTrack,
+    decide_layout,
+    iter_blocks,
+    probe,
+)
 from pipeline.metrics import compute_metrics
 from pipeline.quality import assess_quality
 from pipeline.roles import channel_index, roles_from_channel_map
@@ -47,6 +57,7 @@ from pipeline.speakers import (
     mark_overlaps,
     single_speaker,
 )
+from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find_overlap_windows
 from pipeline.turns import build_turns
 
 __all__ = ["CallAnalyzer", "ProgressHook"]
@@ -66,6 +77,7 @@ class _Transcript:
 
     def __init__(self) -> None:
         self.by_stream: dict[int | None, list[AsrWord]] = {}
+        self.overlap_patches: list[OverlapPatch] = []
         self.dropped_hallucinations = 0
         self.language: tuple[str, float, float] | None = None
 
@@ -112,8 +124,10 @@ class CallAnalyzer:
         total_s = info.declared_duration_s
         duration_s = 0.0
         for block in iter_blocks(info, block_s=settings.block_s):
-            track.add(block)
+            block_levels = track.add(block)
             self._transcribe_block(block, info, transcript)
+            if self._retranscribe_overlaps(info, track):
+                self._transcribe_overlaps(block, block_levels, transcript)
             duration_s = block.start_s + block.duration_s
             hook("asr", completed=duration_s, total=max(total_s or 0.0, duration_s))
         layout = decide_layout(info, track)
@@ -161,9 +175,29 @@ class CallAnalyzer:
             transcript.by_stream.setdefault(channel, []).extend(result.words)
             transcript.dropped_hallucinations += len(result.dropped)
             if transcript.language is None and result.words:
-                first = max(0, int((result.words[0].start - block.start_s) * 16_000))
-                transcript.language = detect_language(self.asr_model, samples[first : first + 30 * 16_000],
+                first = max(0, int((result.words[0].start - block.start_s) * SAMPLE_RATE_HZ))
+                transcript.language = detect_language(self.asr_model, samples[first : first + 30 * SAMPLE_RATE_HZ],
                                                       expected=options.language)
+
+    def _retranscribe_overlaps(self, info: AudioInfo, track: LevelTrack) -> bool:
+        correlation = track.dual_mono_correlation
+        return (info.channels == 2 and self.settings.stereo_strategy == "mix"
+                and self.settings.channels.retranscribe_overlaps
+                and (correlation is None or correlation < DUAL_MONO_THRESHOLD))
+
+    def _transcribe_overlaps(self, block: AudioBlock, block_levels: np.ndarray, transcript: _Transcript) -> None:
+        options = self.settings.channels
+        windows = find_overlap_windows(block_levels, offset_s=block.start_s, min_overlap_s=options.overlap_min_s,
+                                       pad_s=options.overlap_window_pad_s, options=options)
+        for start, end in windows:
+            first = int(round((start - block.start_s) * SAMPLE_RATE_HZ))
+            last = int(round((end - block.start_s) * SAMPLE_RATE_HZ))
+            words = []
+            for channel in (0, 1):
+                words += transcribe(self.asr_model, block.samples[channel, first:last], offset_s=start,
+                                    options=self.settings.asr, channel=channel).words
+            transcript.overlap_patches.append(OverlapPatch(start=start, end=end, words=words))
+            logger.info("re-transcribed overlap %.1f-%.1f s per channel", start, end)
 
     def _attribute(self, transcript: _Transcript, track: LevelTrack, layout: ChannelLayout,
                    manager_channel: int) -> tuple[list[SpeakerWord], dict[str, Role]]:
@@ -171,7 +205,9 @@ class CallAnalyzer:
         if layout.layout == "stereo":
             roles = roles_from_channel_map(manager_channel)
             if None in streams:
-                return attribute_by_channel(streams[None], track.frame_db, self.settings.channels), roles
+                by_level = attribute_by_channel(streams[None], track.frame_db, self.settings.channels)
+                return apply_overlap_patches(by_level, transcript.overlap_patches, track.frame_db,
+                                             self.settings.channels), roles
             per_channel = [SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[channel], channel=channel)
                            for channel in (0, 1) for word in streams.get(channel, [])]
             return mark_overlaps(per_channel, track.frame_db, self.settings.channels), roles

@@ -241,16 +241,19 @@ class LevelTrack:
         self._levels: list[np.ndarray] = []
         self.dual_mono_correlation: float | None = None
 
-    def add(self, block: AudioBlock) -> None:
+    def add(self, block: AudioBlock) -> np.ndarray:
+        """Take in one block; returns its (channels, n_frames) levels."""
         samples = block.samples
         n_frames = samples.shape[1] // FRAME_SAMPLES
         if n_frames == 0:
-            return
+            return np.full((samples.shape[0], 0), SILENCE_DB, np.float32)
         framed = samples[:, : n_frames * FRAME_SAMPLES].reshape(samples.shape[0], n_frames, FRAME_SAMPLES)
         power = (framed.astype(np.float64) ** 2).mean(axis=2)
-        self._levels.append(np.maximum(10 * np.log10(power + 1e-30), SILENCE_DB).astype(np.float32))
+        levels = np.maximum(10 * np.log10(power + 1e-30), SILENCE_DB).astype(np.float32)
+        self._levels.append(levels)
         if self.channels == 2 and self.dual_mono_correlation is None and power.max() > 1e-8:
             self.dual_mono_correlation = _dual_mono_correlation(samples, power.sum(axis=0))
+        return levels
 
     @property
     def frame_db(self) -> np.ndarray:
@@ -295,7 +298,10 @@ class ChannelLayout:
     dual_mono_correlation: float | None = None
 
 
-def decide_layout(info: AudioInfo, track: LevelTrack, *, dual_mono_threshold: float = 0.9,
+DUAL_MONO_THRESHOLD = 0.9
+
+
+def decide_layout(info: AudioInfo, track: LevelTrack, *, dual_mono_threshold: float = DUAL_MONO_THRESHOLD,
                   silent_peak_dbfs: float = -50.0, silent_below_other_db: float = 40.0) -> ChannelLayout:
     """Stereo only when both channels carry a different, audible party; otherwise analyse the call as mono.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -30,17 +30,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CALLS = REPO_ROOT / "tests" / "data" / "calls"
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     left = "left"
     right = "right"
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     incoming = "in"
     outgoing = "out"
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"

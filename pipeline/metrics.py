@@ -31,7 +31,7 @@ class MetricsOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fill_gap_s: float = 0.5
+    fill_gap_s: float = 1.0
     long_silence_s: float = 3.0
     monologue_max_pause_s: float = 5.0
     interruption_min_overlap_s: float = 0.3
@@ -163,7 +163,7 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
     roles_known = bool(words) and all(role != "unknown" for role in speaker_role.values())
 
     talk_by_speaker = {speaker: _length(spans) for speaker, spans in intervals.items()}
-    everyone = _merge((span for spans in intervals.values() for span in spans))
+    everyone = _merge(span for spans in intervals.values() for span in spans)
     total_talk = _length(everyone)
     conversation = (everyone[-1][1] - everyone[0][0]) if everyone else 0.0
     pauses = [next_start - end for (_, end), (next_start, _) in zip(everyone, everyone[1:])]

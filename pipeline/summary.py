@@ -41,7 +41,8 @@ def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | N
         lines.append(Text(
             f"  questions {_pair(metrics.questions.manager, metrics.questions.client)}; "
             f"interruptions {_pair(metrics.interruptions.manager, metrics.interruptions.client)}; "
-            f"longest monologue {_pair(metrics.longest_monologue_s.manager, metrics.longest_monologue_s.client, ' s')}"))
+            "longest monologue "
+            f"{_pair(metrics.longest_monologue_s.manager, metrics.longest_monologue_s.client, ' s')}"))
     else:
         lines.append(Text(f"  talk: {metrics.total_talk_s} s in all, roles unknown, silence {metrics.silence_s} s"))
     transcript = Table.grid(padding=(0, 1))

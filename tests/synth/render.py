@@ -172,7 +172,8 @@ def render_dialogue(dialogue: dict, out_dir: Path, *, seed: int) -> dict:
     stem = dialogue["id"]
     write_audio(out_dir / f"{stem}.stereo.mp3", np.stack([left, right]), TELEPHONE_RATE_HZ, bitrate=32_000)
     write_audio(out_dir / f"{stem}.mono.mp3", (left + right) / 2, TELEPHONE_RATE_HZ, bitrate=24_000)
-    (out_dir / f"{stem}.truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    truth_text = json.dumps(truth, ensure_ascii=False, indent=2) + "\n"
+    (out_dir / f"{stem}.truth.json").write_text(truth_text, encoding="utf-8")
     return truth
 
 
