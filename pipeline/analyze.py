@@ -99,7 +99,7 @@ class CallAnalyzer:
 
     def analyze(
         self,
-        path: str | Path,
+        path: str | Path | AudioInfo,
         *,
         call_id: str | None = None,
         direction: Literal["in", "out"] | None = None,
@@ -109,7 +109,7 @@ class CallAnalyzer:
         """Analyse one recording.
 
         Args:
-            path: the audio file.
+            path: the audio file, or what `audio.probe` found in it.
             call_id: the call's id in its source; default: derived from the file's sha256.
             direction: in (the client called) or out (the manager called), when known.
             manager_channel: overrides the configured stereo channel of the manager.
@@ -117,7 +117,7 @@ class CallAnalyzer:
         """
         hook = hook or _no_progress
         settings = self.settings
-        info = probe(path)
+        info = path if isinstance(path, AudioInfo) else probe(path)
         manager_side = manager_channel or settings.manager_channel
         track = LevelTrack(2 if info.channels == 2 else 1)
         transcript = _Transcript()

@@ -96,6 +96,7 @@ def analyze(
 ) -> None:
     """Analyse one recording and write one result (the contract in docs/result-json.md)."""
     from pipeline.analyze import CallAnalyzer
+    from pipeline.audio import probe
     from pipeline.fileio import write_text_atomic
     from pipeline.logs import configure_logging
     from pipeline.settings import load_settings
@@ -104,6 +105,7 @@ def analyze(
     configure_logging(verbose)
     settings = load_settings(config, model=model, device=device.value if device else None,
                              manager_channel=manager_channel.value if manager_channel else None)
+    info = probe(audio)  # refuse a missing or broken file before spending seconds on loading the model
     analyzer = CallAnalyzer(settings)
     show_progress = not quiet and json_out != "-" and stderr.is_terminal
     with _progress() as progress:
@@ -112,7 +114,7 @@ def analyze(
         def hook(step, *, completed=None, total=None):
             progress.update(task, completed=completed, total=total)
 
-        result = analyzer.analyze(audio, call_id=call_id, direction=direction.value if direction else None, hook=hook)
+        result = analyzer.analyze(info, call_id=call_id, direction=direction.value if direction else None, hook=hook)
     if json_out == "-":
         sys.stdout.write(result.to_json())
         return

@@ -33,7 +33,7 @@ class MetricsOptions(BaseModel):
 
     fill_gap_s: float = 1.0
     long_silence_s: float = 3.0
-    monologue_max_pause_s: float = 5.0
+    monologue_max_pause_s: float = 3.0
     interruption_min_overlap_s: float = 0.3
     min_talk_for_rate_s: float = 2.0
 

@@ -91,8 +91,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             raise ConfigError(f"config file not found: {config_path}")
         # The YAML source reads the file named in model_config; a subclass names this run's file.
         settings_cls = type("Settings", (Settings,), {
-            "model_config": SettingsConfigDict(**Settings.model_config, yaml_file=config_path,
-                                               yaml_file_encoding="utf-8"),
+            "model_config": SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_path,
+                                                  "yaml_file_encoding": "utf-8"}),
         })
     try:
         return settings_cls(**given)

@@ -1,0 +1,137 @@
+"""`callqa` as a user runs it: a real subprocess, the result JSON contract, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SAMPLE_CALLS
+from tests.synth.encode import write_audio
+
+CALLQA = Path(sys.executable).with_name("callqa")
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CALLQA), *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "CALLQA_DEVICE": "cpu", **(env or {})}, cwd=cwd)
+
+
+TOP_LEVEL = {"schema", "call_id", "source", "duration_s", "channels", "layout", "language", "model",
+             "lexicon_version", "scorecard_version", "warnings", "quality", "speakers", "words", "turns", "metrics",
+             "hits", "score"}
+METRICS = {"talk_ratio_manager", "manager_talk_s", "client_talk_s", "silence_s", "longest_monologue_s",
+           "interruptions", "speech_rate_wpm", "questions"}
+
+
+def test_analyze_writes_the_result_json_contract(tmp_path: Path) -> None:
+    call = next(c for c in SAMPLE_CALLS if c.manager_channel == "right")
+    out = tmp_path / "result.json"
+    done = run("analyze", str(call.stereo), "--json", str(out), "--manager-channel", "right", "--direction", "in")
+    assert done.returncode == 0, done.stderr
+    assert "talk ratio (manager)" in done.stdout and "manager" in done.stdout
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert TOP_LEVEL <= set(result)
+    assert result["schema"] == "callqa.result/1"
+    assert result["layout"] == "stereo" and result["channels"] == 2 and result["language"] == "ru"
+    assert result["direction"] == "in" and result["manager_channel"] == 1
+    assert len(result["source"]["sha256"]) == 64 and result["source"]["uri"].endswith(call.stereo.name)
+    assert result["hits"] == [] and result["score"] is None
+    assert {"name", "engine_version", "device", "compute_type"} <= set(result["model"]["asr"])
+    assert {s["id"]: (s["role"], s["channel"]) for s in result["speakers"]} == {
+        "left": ("client", 0), "right": ("manager", 1)}
+    assert all(set(w) >= {"start", "end", "text", "speaker", "role", "prob"} for w in result["words"])
+    assert all(set(t) >= {"start", "end", "speaker", "role", "text"} for t in result["turns"])
+    assert METRICS <= set(result["metrics"])
+    assert set(result["metrics"]["interruptions"]) == {"manager", "client"}
+    starts = [w["start"] for w in result["words"]]
+    assert starts == sorted(starts)
+    assert isinstance(result["warnings"], list) and {"passed", "gates"} <= set(result["quality"])
+
+
+def test_json_to_stdout(tmp_path: Path) -> None:
+    done = run("analyze", str(SAMPLE_CALLS[0].stereo), "--json", "-")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["schema"] == "callqa.result/1"
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
+    (tmp / "empty.mp3").write_bytes(b"")
+    (tmp / "notes.mp3").write_text("не аудио\n", encoding="utf-8")
+    data = SAMPLE_CALLS[0].stereo.read_bytes()
+    (tmp / "cut.mp3").write_bytes(data[: len(data) // 2])
+    return {
+        "missing": (tmp / "missing.mp3", "file not found"),
+        "empty": (tmp / "empty.mp3", "empty file (0 bytes)"),
+        "text": (tmp / "notes.mp3", "not a readable audio file"),
+        "truncated": (tmp / "cut.mp3", "truncated: decoded"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated"])
+def test_bad_input_is_one_clear_line_and_no_json(tmp_path: Path, case: str) -> None:
+    path, reason = _bad_inputs(tmp_path)[case]
+    out = tmp_path / "out.json"
+    done = run("analyze", str(path), "--json", str(out))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"callqa: error: {path}: ")
+    assert reason in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.json.*"))
+
+
+def test_silence_succeeds_with_a_warning(tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "silence.mp3", np.zeros(8000 * 10, np.float32), 8000)
+    out = tmp_path / "silence.json"
+    done = run("analyze", str(path), "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["words"] == [] and "no speech recognised" in result["warnings"]
+    assert "warning: no speech recognised" in done.stdout
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["--model", "whisper-gigantic"], {}, "unknown model 'whisper-gigantic'"),
+    (["--config", "/nonexistent/callqa.yaml"], {}, "config file not found"),
+    ([], {"CALLQA_ASR__BEAM_SIZE": "0"}, "asr.beam_size"),
+    (["--device", "cuda"], {"CALLQA_DEVICE": "cuda", "CUDA_VISIBLE_DEVICES": ""}, "no CUDA device"),
+])
+def test_configuration_errors_exit_3(args: list[str], env: dict, message: str) -> None:
+    done = run("analyze", str(SAMPLE_CALLS[0].stereo), *args, env=env)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_config_file_and_environment_take_their_places(tmp_path: Path) -> None:
+    from pipeline.settings import load_settings
+
+    config = tmp_path / "callqa.yaml"
+    config.write_text("manager_channel: right\nasr:\n  beam_size: 2\nblock_s: 300\n", encoding="utf-8")
+    settings = load_settings(config)
+    assert (settings.manager_channel, settings.asr.beam_size, settings.block_s) == ("right", 2, 300)
+    os.environ["CALLQA_BLOCK_S"] = "120"
+    try:
+        assert load_settings(config).block_s == 120  # the environment beats the file
+        assert load_settings(config, block_s=60).block_s == 60  # the command line beats both
+    finally:
+        del os.environ["CALLQA_BLOCK_S"]
+    config.write_text("manager_chanel: right\n", encoding="utf-8")
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"manager_chanel: Extra inputs are not permitted"):
+        load_settings(config)
+
+
+def test_model_list_shows_the_registry() -> None:
+    done = run("model", "list")
+    assert done.returncode == 0
+    assert "whisper-base" in done.stdout and "ready" in done.stdout
+    assert "large-v3-turbo" in done.stdout
