@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.callqa-installed
 MODEL := models/cache/whisper-base/callqa-model.json
-# Debian packages the test-audio generator needs (tests render a short call with festival).
-APT_PACKAGES := festival festvox-ru sox
+# Debian packages the tests need to synthesise speech: festival (Russian calls), sox, espeak-ng (English).
+APT_PACKAGES := festival festvox-ru sox espeak-ng
 
 .PHONY: help venv model demo test test-fast bench system-deps samples lint clean
 

@@ -22,7 +22,7 @@ import numpy as np
 
 import models
 from pipeline import __version__
-from pipeline.asr import AsrModel, AsrWord, detect_language, load_asr, transcribe
+from pipeline.asr import AsrModel, AsrWord, load_asr, transcribe
 from pipeline.audio import (
     DUAL_MONO_THRESHOLD,
     SAMPLE_RATE_HZ,
@@ -174,10 +174,10 @@ class CallAnalyzer:
             result = transcribe(self.asr_model, samples, offset_s=block.start_s, options=options, channel=channel)
             transcript.by_stream.setdefault(channel, []).extend(result.words)
             transcript.dropped_hallucinations += len(result.dropped)
-            if transcript.language is None and result.words:
-                first = max(0, int((result.words[0].start - block.start_s) * SAMPLE_RATE_HZ))
-                transcript.language = detect_language(self.asr_model, samples[first : first + 30 * SAMPLE_RATE_HZ],
-                                                      expected=options.language)
+            if transcript.language is None and result.words and result.language_probabilities:
+                heard = result.language_probabilities
+                top = max(heard, key=heard.get)
+                transcript.language = (top, heard[top], heard.get(options.language, 0.0))
 
     def _retranscribe_overlaps(self, info: AudioInfo, track: LevelTrack) -> bool:
         correlation = track.dual_mono_correlation

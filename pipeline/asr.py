@@ -26,7 +26,6 @@ __all__ = [
     "AsrWord",
     "DroppedPhrase",
     "Transcription",
-    "detect_language",
     "load_asr",
     "resolve_device",
     "transcribe",
@@ -82,8 +81,15 @@ class DroppedPhrase(BaseModel):
 
 @dataclass(frozen=True)
 class Transcription:
+    """The words of one transcribed stretch, what was dropped, and which languages Whisper heard in it.
+
+    `language_probabilities` maps language codes to probabilities averaged over the first batch of speech
+    chunks (empty when there was no speech).
+    """
+
     words: list[AsrWord]
     dropped: list[DroppedPhrase]
+    language_probabilities: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -215,6 +221,41 @@ def _drop_unbacked_hallucinations(words: list[AsrWord], samples: np.ndarray, off
     return kept, dropped
 
 
+class _EncoderTap:
+    """Stands in for a WhisperModel and keeps the first encoder output the batched pipeline computes.
+
+    With the language forced, faster-whisper never asks which language it hears; asking separately
+    (`WhisperModel.detect_language`) costs a second encoder pass, 13 % of the whole analysis of a call on CPU.
+    The encoder output of the first batch is already there, and the language head on it is nearly free.
+    Everything but `encode` goes straight to the real model.
+    """
+
+    def __init__(self, whisper) -> None:
+        self._whisper = whisper
+        self.first_encoder_output = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._whisper, name)
+
+    def encode(self, features):
+        output = self._whisper.encode(features)
+        if self.first_encoder_output is None:
+            self.first_encoder_output = output
+        return output
+
+
+def _language_probabilities(whisper, encoder_output) -> dict[str, float]:
+    if encoder_output is None:
+        return {}
+    per_chunk = whisper.model.detect_language(encoder_output)
+    totals: dict[str, float] = {}
+    for chunk in per_chunk:
+        for token, probability in chunk:
+            language = token[2:-2]  # "<|ru|>" -> "ru"
+            totals[language] = totals.get(language, 0.0) + probability / len(per_chunk)
+    return totals
+
+
 def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, options: AsrOptions | None = None,
                channel: int | None = None) -> Transcription:
     """Transcribe one stretch of a call.
@@ -227,14 +268,15 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
         channel: recorded on every word when `samples` is a single channel of a stereo call.
 
     Returns:
-        The words in time order, and the hallucinated phrases that were dropped.
+        The words in time order, the hallucinated phrases that were dropped, and the languages heard.
     """
     from faster_whisper import BatchedInferencePipeline
 
     options = options or AsrOptions()
+    tap = _EncoderTap(model.whisper)
     # A new pipeline object per call: BatchedInferencePipeline keeps per-transcription state
     # (last_speech_timestamp), so sharing one between threads would mix two calls' timings.
-    pipeline = BatchedInferencePipeline(model.whisper)
+    pipeline = BatchedInferencePipeline(tap)
     segments, _info = pipeline.transcribe(
         samples.astype(np.float32, copy=False),
         language=options.language,
@@ -257,15 +299,5 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
     for phrase in dropped:
         logger.info("dropped hallucination %r at %.1f s (speech share %.2f)", phrase.text, phrase.start,
                     phrase.speech_share)
-    return Transcription(words=kept, dropped=dropped)
-
-
-def detect_language(model: AsrModel, samples: np.ndarray, *, expected: str = "ru") -> tuple[str, float, float]:
-    """Which language Whisper hears in `samples` (up to 30 s of speech, 16 kHz).
-
-    Returns:
-        The most likely language, its probability, and the probability of `expected`.
-    """
-    language, probability, all_probabilities = model.whisper.detect_language(samples.astype(np.float32, copy=False))
-    expected_probability = dict(all_probabilities).get(expected, 0.0)
-    return language, float(probability), float(expected_probability)
+    return Transcription(words=kept, dropped=dropped,
+                         language_probabilities=_language_probabilities(model.whisper, tap.first_encoder_output))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,24 @@ def test_one_dead_leg_is_analysed_as_mono_with_a_warning(analyzer, tmp_path: Pat
     assert any("right is silent" in warning for warning in result.warnings)
     gate = next(g for g in result.quality.gates if g.id == "stereo_legs")
     assert not gate.passed and gate.value == "silent_channel"
+
+
+@pytest.mark.synth
+def test_speech_in_another_language_fails_the_language_gate(analyzer, tmp_path: Path) -> None:
+    wav = tmp_path / "english.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav), "Good morning. I am calling about the concrete "
+                    "delivery. Is Thursday convenient for you? We can offer a discount if you pay today."], check=True)
+    result = analyzer.analyze(wav)
+    gate = next(g for g in result.quality.gates if g.id == "language")
+    assert not gate.passed and str(gate.value).startswith("en ")
+    assert not result.quality.passed
+    assert any("sounds like 'en', not 'ru'" in warning for warning in result.warnings)
+
+
+def test_russian_passes_the_language_gate(stereo_results) -> None:
+    for result in stereo_results.values():
+        gate = next(g for g in result.quality.gates if g.id == "language")
+        assert gate.passed and str(gate.value).startswith("ru ")
 
 
 def _words(*spans: tuple[float, float, str]) -> list[AsrWord]:

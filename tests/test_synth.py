@@ -25,7 +25,7 @@ DIALOGUE = {
 }
 
 
-@pytest.mark.festival
+@pytest.mark.synth
 def test_render_places_each_turn_on_its_leg(tmp_path: Path) -> None:
     assert not render.missing_tools(), "festival and sox are installed by `make test` (make system-deps)"
     truth = render.render_dialogue(DIALOGUE, tmp_path, seed=1)
