@@ -22,7 +22,7 @@ import numpy as np
 
 import models
 from pipeline import __version__
-from pipeline.asr import AsrModel, AsrWord, load_asr, transcribe
+from pipeline.asr import AsrModel, AsrWord, batch_size_for, load_asr, transcribe
 from pipeline.audio import (
     DUAL_MONO_THRESHOLD,
     SAMPLE_RATE_HZ,
@@ -34,7 +34,7 @@ from pipeline.audio import (
     iter_blocks,
     probe,
 )
-from pipeline.metrics import compute_metrics
+from pipeline.metrics import compute_metrics, talk_by_speaker
 from pipeline.quality import assess_quality
 from pipeline.roles import channel_index, roles_from_channel_map
 from pipeline.schema import (
@@ -156,7 +156,7 @@ class CallAnalyzer:
             model=self._model_info(layout),
             warnings=self._warnings(layout, quality, transcript),
             quality=quality,
-            speakers=self._speakers(words, layout, roles, metrics_talk=_talk_by_speaker(words, settings)),
+            speakers=self._speakers(layout, roles, talk_by_speaker(words, settings.metrics.fill_gap_s)),
             words=words,
             turns=turns,
             metrics=metrics,
@@ -225,7 +225,8 @@ class CallAnalyzer:
         return ModelInfo(
             asr=AsrModelInfo(name=asr.name, engine="faster-whisper", engine_version=asr.engine_version,
                              model_sha256=asr.sha256, device=asr.device, compute_type=asr.compute_type,
-                             batch_size=options.batch_size, beam_size=options.beam_size),
+                             batch_size=batch_size_for(asr.device, options),
+                             beam_size=options.beam_size),
             speakers=SpeakerModelInfo(
                 name="channels" if layout.layout == "stereo" else "none",
                 version=f"{self.settings.stereo_strategy}/1" if layout.layout == "stereo" else "1",
@@ -244,18 +245,11 @@ class CallAnalyzer:
         return warnings
 
     @staticmethod
-    def _speakers(words: list[Word], layout: ChannelLayout, roles: dict[str, Role],
-                  metrics_talk: dict[str, float]) -> list[Speaker]:
+    def _speakers(layout: ChannelLayout, roles: dict[str, Role], talk_s: dict[str, float]) -> list[Speaker]:
         if layout.layout == "stereo":
             return [Speaker(id=speaker, role=roles[speaker], channel=index,
-                            talk_s=round(metrics_talk.get(speaker, 0.0), 2))
+                            talk_s=round(talk_s.get(speaker, 0.0), 2))
                     for index, speaker in enumerate(CHANNEL_SPEAKERS)]
         return [Speaker(id=MIXED_SPEAKER, role="unknown", channel=None,
-                        talk_s=round(metrics_talk.get(MIXED_SPEAKER, 0.0), 2))]
+                        talk_s=round(talk_s.get(MIXED_SPEAKER, 0.0), 2))]
 
-
-def _talk_by_speaker(words: list[Word], settings: Settings) -> dict[str, float]:
-    from pipeline.metrics import speech_intervals
-
-    return {speaker: float(np.sum([end - start for start, end in spans]))
-            for speaker, spans in speech_intervals(words, settings.metrics.fill_gap_s).items()}

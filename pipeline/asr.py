@@ -26,6 +26,7 @@ __all__ = [
     "AsrWord",
     "DroppedPhrase",
     "Transcription",
+    "batch_size_for",
     "load_asr",
     "resolve_device",
     "transcribe",
@@ -40,7 +41,9 @@ class AsrOptions(BaseModel):
     Attributes:
         language: forced language (auto-detection flips on short or noisy calls).
         beam_size: beam search width.
-        batch_size: VAD chunks decoded together (faster-whisper's BatchedInferencePipeline).
+        batch_size: VAD chunks (up to 30 s each) decoded together by faster-whisper's BatchedInferencePipeline;
+            None picks 4 on CPU and 16 on CUDA. On CPU a bigger batch is no faster but costs memory: the
+            encoder's attention holds batch x 8 heads x 1500 x 1500 floats, 576 MB at 8 (bench/README.md).
         vad_threshold: Silero speech probability above which audio is speech.
         vad_min_silence_ms: a pause at least this long separates two speech chunks.
         hotwords: words to bias recognition towards in every window (company and product names).
@@ -51,7 +54,7 @@ class AsrOptions(BaseModel):
 
     language: str = "ru"
     beam_size: int = Field(5, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int | None = Field(None, ge=1)
     vad_threshold: float = Field(0.5, gt=0, lt=1)
     vad_min_silence_ms: int = Field(160, ge=0)
     hotwords: str | None = None
@@ -221,6 +224,11 @@ def _drop_unbacked_hallucinations(words: list[AsrWord], samples: np.ndarray, off
     return kept, dropped
 
 
+def batch_size_for(device: str, options: AsrOptions) -> int:
+    """The batch size `transcribe` uses on `device` (see AsrOptions.batch_size)."""
+    return options.batch_size or (16 if device == "cuda" else 4)
+
+
 class _EncoderTap:
     """Stands in for a WhisperModel and keeps the first encoder output the batched pipeline computes.
 
@@ -281,7 +289,7 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
         samples.astype(np.float32, copy=False),
         language=options.language,
         beam_size=options.beam_size,
-        batch_size=options.batch_size,
+        batch_size=batch_size_for(model.device, options),
         word_timestamps=True,
         condition_on_previous_text=False,
         vad_filter=True,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.schema import Metrics, PerRole, PerRoleCount, Role, Turn, Word
 
-__all__ = ["MetricsOptions", "compute_metrics", "is_question", "speech_intervals"]
+__all__ = ["MetricsOptions", "compute_metrics", "is_question", "speech_intervals", "talk_by_speaker"]
 
 Interval = tuple[float, float]
 
@@ -52,12 +52,17 @@ def _length(intervals: Iterable[Interval]) -> float:
     return sum(end - start for start, end in intervals)
 
 
-def speech_intervals(words: list[Word], fill_gap_s: float = 0.5) -> dict[str, list[Interval]]:
+def speech_intervals(words: list[Word], fill_gap_s: float = 1.0) -> dict[str, list[Interval]]:
     """Per speaker, the stretches of talk: word spans with short pauses between them filled in."""
     by_speaker: dict[str, list[Interval]] = {}
     for word in words:
         by_speaker.setdefault(word.speaker, []).append((word.start, word.end))
     return {speaker: _merge(spans, fill_gap_s) for speaker, spans in by_speaker.items()}
+
+
+def talk_by_speaker(words: list[Word], fill_gap_s: float = 1.0) -> dict[str, float]:
+    """Seconds of talk per speaker (see `speech_intervals`)."""
+    return {speaker: _length(spans) for speaker, spans in speech_intervals(words, fill_gap_s).items()}
 
 
 def _overlap_length(first: list[Interval], second: list[Interval]) -> float:
@@ -162,7 +167,7 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
         speaker_role.setdefault(word.speaker, word.role)
     roles_known = bool(words) and all(role != "unknown" for role in speaker_role.values())
 
-    talk_by_speaker = {speaker: _length(spans) for speaker, spans in intervals.items()}
+    talk_per_speaker = {speaker: _length(spans) for speaker, spans in intervals.items()}
     everyone = _merge(span for spans in intervals.values() for span in spans)
     total_talk = _length(everyone)
     conversation = (everyone[-1][1] - everyone[0][0]) if everyone else 0.0
@@ -180,7 +185,7 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
             result[role] = combine(own) if own else 0.0
         return result
 
-    talk = per_role(talk_by_speaker)
+    talk = per_role(talk_per_speaker)
     monologue_by_speaker: dict[str, float] = {}
     for speaker, duration in _monologues(words, options.monologue_max_pause_s):
         monologue_by_speaker[speaker] = max(duration, monologue_by_speaker.get(speaker, 0.0))

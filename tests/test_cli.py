@@ -135,3 +135,13 @@ def test_model_list_shows_the_registry() -> None:
     assert done.returncode == 0
     assert "whisper-base" in done.stdout and "ready" in done.stdout
     assert "large-v3-turbo" in done.stdout
+
+
+def test_the_documented_config_file_is_valid(tmp_path: Path) -> None:
+    from pipeline.settings import Settings, load_settings
+
+    document = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    example = document.split("```yaml", 1)[1].split("```", 1)[0]
+    config = tmp_path / "callqa.yaml"
+    config.write_text(example, encoding="utf-8")
+    assert load_settings(config).model_dump() == Settings().model_dump()  # the documented values are the defaults
