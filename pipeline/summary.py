@@ -49,7 +49,7 @@ def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | N
     for turn in result.turns[:max_turns]:
         transcript.add_row(Text("  " + format_clock(turn.start), style="dim"),
                            Text(turn.role, style="cyan" if turn.role == "manager" else "magenta"),
-                           Text(turn.text))
+                           Text(turn.text if len(turn.text) <= 200 else turn.text[:199] + "…"))
     lines.append(transcript)
     if len(result.turns) > max_turns:
         lines.append(Text(f"  … {len(result.turns) - max_turns} more turns", style="dim"))
