@@ -47,6 +47,7 @@ from pipeline.schema import (
     SpeakerModelInfo,
     Word,
 )
+from pipeline.scoring.apply import ScoringSetup, apply_scoring
 from pipeline.settings import Settings
 from pipeline.speakers import (
     CHANNEL_SPEAKERS,
@@ -89,8 +90,19 @@ class CallAnalyzer:
         AudioError: the recording cannot be decoded (the message names the file and the reason).
     """
 
-    def __init__(self, settings: Settings, *, asr_model: AsrModel | None = None) -> None:
+    def __init__(self, settings: Settings, *, asr_model: AsrModel | None = None,
+                 scoring: ScoringSetup | None = None) -> None:
+        """
+        Args:
+            settings: all options.
+            asr_model: an already loaded model (default: load `settings.model`).
+            scoring: lexicons and scorecard to fill `hits` and `score` with (default: none, both empty).
+        """
         self.settings = settings
+        self.scoring = scoring
+        self.asr_options = settings.asr
+        if scoring and scoring.lexicons and settings.lexicon_hotwords and not settings.asr.hotwords:
+            self.asr_options = settings.asr.model_copy(update={"hotwords": scoring.lexicons.hotwords()})
         if asr_model is None:
             resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
             asr_model = load_asr(resolved.name, str(resolved.path), resolved.sha256, settings.device,
@@ -141,8 +153,7 @@ class CallAnalyzer:
         quality = assess_quality(duration_s=duration_s, metrics=metrics, word_count=len(words),
                                  file_channels=info.channels, layout=layout, detected_language=transcript.language,
                                  language=settings.asr.language, options=settings.quality)
-        hook("done", completed=duration_s, total=duration_s)
-        return CallResult(
+        result = CallResult(
             call_id=call_id or f"file-{info.sha256[:16]}",
             source=SourceInfo(uri=str(info.path), sha256=info.sha256, size_bytes=info.size_bytes,
                               container=info.container, codec=info.codec, sample_rate_hz=info.sample_rate_hz,
@@ -163,9 +174,13 @@ class CallAnalyzer:
             analyzed_at=datetime.now(UTC).isoformat(timespec="seconds"),
             callqa_version=__version__,
         )
+        if self.scoring is not None:
+            result = apply_scoring(result, self.scoring)
+        hook("done", completed=duration_s, total=duration_s)
+        return result
 
     def _transcribe_block(self, block: AudioBlock, info: AudioInfo, transcript: _Transcript) -> None:
-        options = self.settings.asr
+        options = self.asr_options
         if info.channels == 2 and self.settings.stereo_strategy == "per_channel":
             streams = [(channel, block.samples[channel]) for channel in (0, 1)]
         else:
@@ -195,7 +210,7 @@ class CallAnalyzer:
             words = []
             for channel in (0, 1):
                 words += transcribe(self.asr_model, block.samples[channel, first:last], offset_s=start,
-                                    options=self.settings.asr, channel=channel).words
+                                    options=self.asr_options, channel=channel).words
             transcript.overlap_patches.append(OverlapPatch(start=start, end=end, words=words))
             logger.info("re-transcribed overlap %.1f-%.1f s per channel", start, end)
 
@@ -221,12 +236,12 @@ class CallAnalyzer:
 
     def _model_info(self, layout: ChannelLayout) -> ModelInfo:
         asr = self.asr_model
-        options = self.settings.asr
+        options = self.asr_options
         return ModelInfo(
             asr=AsrModelInfo(name=asr.name, engine="faster-whisper", engine_version=asr.engine_version,
                              model_sha256=asr.sha256, device=asr.device, compute_type=asr.compute_type,
                              batch_size=batch_size_for(asr.device, options),
-                             beam_size=options.beam_size),
+                             beam_size=options.beam_size, hotwords=bool(options.hotwords)),
             speakers=SpeakerModelInfo(
                 name="channels" if layout.layout == "stereo" else "none",
                 version=f"{self.settings.stereo_strategy}/1" if layout.layout == "stereo" else "1",

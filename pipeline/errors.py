@@ -6,6 +6,7 @@ traceback.
 
     CallqaError
     ├── ConfigError          wrong settings or options (exit code 3)
+    │   └── DefinitionError  a lexicon or scorecard file is wrong: every problem with file and line
     ├── ModelError           a model is missing, incomplete or fails to load (exit code 3)
     └── CallError            one call cannot be analysed (exit code 1); the batch goes on
         └── AudioError       the recording is missing, empty, not audio, truncated or undecodable
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["AudioError", "CallError", "CallqaError", "ConfigError", "ModelError"]
+__all__ = ["AudioError", "CallError", "CallqaError", "ConfigError", "DefinitionError", "ModelError"]
 
 
 class CallqaError(Exception):
@@ -26,6 +27,17 @@ class CallqaError(Exception):
 
 class ConfigError(CallqaError):
     exit_code = 3
+
+
+class DefinitionError(ConfigError):
+    """Problems in files QA leads edit. `problems` lists each with its file and line (see yamlfile.Problem)."""
+
+    def __init__(self, problems: list) -> None:
+        self.problems = list(problems)
+        first = str(self.problems[0]) if self.problems else "invalid definition"
+        more = len(self.problems) - 1
+        super().__init__(first + (f" (and {more} more problem{'s' if more > 1 else ''}; "
+                                  "`callqa lexicon check` lists them)" if more else ""))
 
 
 class ModelError(CallqaError):

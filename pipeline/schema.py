@@ -16,6 +16,7 @@ __all__ = [
     "CallResult",
     "CriterionResult",
     "Evidence",
+    "GroupScore",
     "Hit",
     "Layout",
     "Metrics",
@@ -100,7 +101,9 @@ class Hit(_Frozen):
     role: Role
     start: float
     end: float
-    text: str
+    text: str = Field(description="the words as said (recognised)")
+    turn: int | None = Field(None, description="index of the turn in `turns`")
+    phrase: str | None = Field(None, description="the lexicon phrase that matched")
 
 
 class Evidence(_Frozen):
@@ -115,8 +118,23 @@ class CriterionResult(_Frozen):
     title: str
     passed: bool
     points: float
-    max_points: float
+    max_points: float = Field(description="0 when the criterion did not apply to this call")
     evidence: list[Evidence] = []
+    kind: Literal["required", "forbidden", "metric"] | None = None
+    group: str | None = None
+    applicable: bool = True
+    value: float | None = Field(None, description="the metric's value, or how many forbidden hits were found")
+    expected: str | None = Field(None, description="what was expected, in Russian, when the criterion failed")
+    note: str | None = Field(None, description="why the criterion did not apply, or what failed (Russian)")
+
+
+class GroupScore(_Frozen):
+    """A group of criteria as one row of the managers' table: its share of points and its 1-5 grade."""
+
+    id: str
+    title: str
+    total: float | None
+    grade: int | None
 
 
 class Score(_Frozen):
@@ -124,6 +142,10 @@ class Score(_Frozen):
     grade: int
     passed: bool
     criteria: list[CriterionResult]
+    scorecard: str | None = None
+    title: str | None = None
+    groups: list[GroupScore] = []
+    auto_failed: list[str] = Field([], description="ids of failed auto-fail criteria: they set the total to 0")
 
 
 class SourceInfo(_Frozen):
@@ -145,6 +167,7 @@ class AsrModelInfo(_Frozen):
     compute_type: str
     batch_size: int
     beam_size: int
+    hotwords: bool = Field(False, description="recognition was biased towards lexicon phrases")
 
 
 class SpeakerModelInfo(_Frozen):

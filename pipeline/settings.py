@@ -36,6 +36,10 @@ class Settings(BaseSettings):
             for short replies); "per_channel" transcribes each leg on its own (for comparison).
         block_s: long recordings are decoded and transcribed in blocks of about this many seconds.
         turn_max_pause_s: a pause longer than this inside one speaker's speech starts a new turn.
+        lexicons: the lexicon folder (default: the shipped lexicons/).
+        scorecard: the scorecard file (default: lexicons/scorecards/sales.yaml).
+        lexicon_hotwords: bias ASR towards the lexicons' phrases (faster-whisper hotwords); off by default, see
+            bench/README.md for what it does to recall and errors.
     """
 
     model_config = SettingsConfigDict(env_prefix="CALLQA_", env_nested_delimiter="__", extra="forbid",
@@ -50,6 +54,9 @@ class Settings(BaseSettings):
     stereo_strategy: Literal["mix", "per_channel"] = "mix"
     block_s: float = Field(600.0, ge=10.0)
     turn_max_pause_s: float = Field(2.0, gt=0)
+    lexicons: Path | None = None
+    scorecard: Path | None = None
+    lexicon_hotwords: bool = False
     asr: AsrOptions = AsrOptions()
     channels: ChannelOptions = ChannelOptions()
     metrics: MetricsOptions = MetricsOptions()

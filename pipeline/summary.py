@@ -45,6 +45,19 @@ def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | N
             f"{_pair(metrics.longest_monologue_s.manager, metrics.longest_monologue_s.client, ' s')}"))
     else:
         lines.append(Text(f"  talk: {metrics.total_talk_s} s in all, roles unknown, silence {metrics.silence_s} s"))
+    score = result.score
+    if score is not None:
+        verdict = "passed" if score.passed else "not passed"
+        if score.auto_failed:
+            verdict += f", auto-failed by {', '.join(score.auto_failed)}"
+        groups = "; ".join(f"{group.title}: {group.grade}" for group in score.groups if group.grade is not None)
+        lines.append(Text(f"  score {score.total:g}/100, grade {score.grade} ({verdict})"
+                          + (f"; {groups}" if groups else ""), style="bold"))
+        failed = [c.title for c in score.criteria if c.applicable and not c.passed]
+        if failed:
+            lines.append(Text("  not met: " + "; ".join(failed)))
+    if result.hits:
+        lines.append(Text(f"  {len(result.hits)} lexicon hits", style="dim"))
     transcript = Table.grid(padding=(0, 1))
     for turn in result.turns[:max_turns]:
         transcript.add_row(Text("  " + format_clock(turn.start), style="dim"),

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.analyze import CallAnalyzer
 from pipeline.evaluation import TruthUtterance
-from pipeline.schema import CallResult
+from pipeline.metrics import compute_metrics
+from pipeline.schema import CallResult, Metrics, Turn, Word
+from pipeline.scoring.apply import ScoringSetup
 from pipeline.settings import Settings, load_settings
+from pipeline.turns import build_turns
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -29,6 +33,8 @@ class SampleCall:
     direction: str
     duration_s: float
     utterances: list[TruthUtterance]
+    expect_fail: frozenset[str]
+    expect_not_applicable: frozenset[str]
 
     @property
     def text(self) -> str:
@@ -39,10 +45,13 @@ class SampleCall:
 
 
 def load_sample_calls() -> list[SampleCall]:
+    scripts = yaml.safe_load((TESTS / "synth" / "dialogues.yaml").read_text(encoding="utf-8"))["dialogues"]
+    expectations = {d["id"]: d.get("expect", {}) for d in scripts}
     calls = []
     for truth_file in sorted(CALLS.glob("*.truth.json")):
         truth = json.loads(truth_file.read_text(encoding="utf-8"))
         call_id = truth["call_id"]
+        expect = expectations[call_id]
         calls.append(SampleCall(
             call_id=call_id,
             stereo=CALLS / f"{call_id}.stereo.mp3",
@@ -52,8 +61,32 @@ def load_sample_calls() -> list[SampleCall]:
             direction=truth["direction"],
             duration_s=truth["duration_s"],
             utterances=[TruthUtterance(u["role"], u["start"], u["end"], u["text"]) for u in truth["utterances"]],
+            expect_fail=frozenset(expect.get("fail") or ()),
+            expect_not_applicable=frozenset(expect.get("not_applicable") or ()),
         ))
     return calls
+
+
+def script_words(call: SampleCall) -> list[Word]:
+    """The script as recognised words: each utterance's words spread over its span in proportion to length."""
+    words = []
+    for utterance in call.utterances:
+        tokens = utterance.text.split()
+        total = sum(len(token) + 1 for token in tokens)
+        position = utterance.start
+        for token in tokens:
+            length = (utterance.end - utterance.start) * (len(token) + 1) / total
+            words.append(Word(start=round(position, 3), end=round(position + length * 0.9, 3), text=token,
+                              speaker=utterance.role, role=utterance.role, prob=1.0))
+            position += length
+    return sorted(words, key=lambda word: word.start)
+
+
+def script_facts(call: SampleCall) -> tuple[list[Word], list[Turn], Metrics]:
+    """Words, turns and metrics of the script itself: what a perfect ASR would give."""
+    words = script_words(call)
+    turns = build_turns(words)
+    return words, turns, compute_metrics(words, turns)
 
 
 SAMPLE_CALLS = load_sample_calls()
@@ -66,12 +99,19 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def analyzer(settings: Settings) -> CallAnalyzer:
-    return CallAnalyzer(settings)
+def scoring() -> ScoringSetup:
+    """The shipped lexicons and the default scorecard."""
+    return ScoringSetup.load()
+
+
+@pytest.fixture(scope="session")
+def analyzer(settings: Settings, scoring: ScoringSetup) -> CallAnalyzer:
+    return CallAnalyzer(settings, scoring=scoring)
 
 
 @pytest.fixture(scope="session")
 def stereo_results(analyzer: CallAnalyzer) -> dict[str, CallResult]:
     """Every sample call analysed once from its stereo file (the expensive part of the suite)."""
-    return {call.call_id: analyzer.analyze(call.stereo, call_id=call.call_id, manager_channel=call.manager_channel)
+    return {call.call_id: analyzer.analyze(call.stereo, call_id=call.call_id, manager_channel=call.manager_channel,
+                                           direction=call.direction)
             for call in SAMPLE_CALLS}

@@ -41,7 +41,9 @@ def test_analyze_writes_the_result_json_contract(tmp_path: Path) -> None:
     assert result["layout"] == "stereo" and result["channels"] == 2 and result["language"] == "ru"
     assert result["direction"] == "in" and result["manager_channel"] == 1
     assert len(result["source"]["sha256"]) == 64 and result["source"]["uri"].endswith(call.stereo.name)
-    assert result["hits"] == [] and result["score"] is None
+    assert result["hits"] and set(result["hits"][0]) >= {"lexicon", "term", "role", "start", "end", "text"}
+    assert {"total", "grade", "passed", "criteria"} <= set(result["score"])
+    assert len(result["lexicon_version"]) == 16 and len(result["scorecard_version"]) == 16
     assert {"name", "engine_version", "device", "compute_type"} <= set(result["model"]["asr"])
     assert {s["id"]: (s["role"], s["channel"]) for s in result["speakers"]} == {
         "left": ("client", 0), "right": ("manager", 1)}

@@ -1,0 +1,184 @@
+"""The QA lead's commands: `callqa lexicon check|test|try|schema` and `callqa rescore`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from pipeline.cli.common import (
+    REPO_ROOT,
+    LexiconsOption,
+    ScorecardOption,
+    app,
+    expected_failures,
+    lexicon_app,
+    stdout,
+)
+from pipeline.errors import CallqaError, DefinitionError
+
+DEFAULT_LEXICON_DIR = REPO_ROOT / "lexicons"
+FolderArgument = Annotated[Path, typer.Argument(help="Lexicon folder.", file_okay=False)]
+ROLE_RU = {"manager": "менеджер", "client": "клиент", "unknown": "?"}
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+@lexicon_app.command("check")
+def check(
+    folder: FolderArgument = DEFAULT_LEXICON_DIR,
+    scorecard: ScorecardOption = None,
+) -> None:
+    """Validate every lexicon file (and a scorecard against them); list every problem with file and line."""
+    from pipeline.lexicon import load_lexicons
+    from pipeline.scoring import load_scorecard
+
+    problems = []
+    lexicons = None
+    try:
+        lexicons = load_lexicons(folder)
+    except DefinitionError as error:
+        problems += error.problems
+    if scorecard is not None:
+        try:
+            loaded = load_scorecard(scorecard)
+            if lexicons is not None:
+                loaded.check_against(lexicons)
+        except DefinitionError as error:
+            problems += error.problems
+    if problems:
+        for problem in problems:
+            print(f"callqa: error: {problem}", file=sys.stderr)
+        raise typer.Exit(3)
+    terms = sum(len(lexicon.terms) for lexicon in lexicons.lexicons.values())
+    stdout.print(f"ok: {len(lexicons.lexicons)} lexicons, {terms} terms in {folder} (version {lexicons.version})"
+                 + (f"; scorecard {scorecard} fits them" if scorecard else ""))
+
+
+@lexicon_app.command("test")
+@expected_failures
+def test(
+    folder: FolderArgument = DEFAULT_LEXICON_DIR,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List the examples that pass too.")] = False,
+) -> None:
+    """Run every term's examples (must match) and counterexamples (must not match)."""
+    from pipeline.lexicon import load_lexicons, run_examples
+
+    outcomes = run_examples(load_lexicons(folder))
+    failed = [outcome for outcome in outcomes if not outcome.passed]
+    for outcome in outcomes if verbose else failed:
+        stdout.print(Text(str(outcome), style="red" if not outcome.passed else ""))
+    stdout.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} examples behave as written"
+                 + (f"; {len(failed)} do not" if failed else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+@lexicon_app.command("try")
+@expected_failures
+def try_(
+    folder: FolderArgument,
+    text_or_result: Annotated[str, typer.Argument(help="A phrase in quotes, or a stored result JSON file.")],
+) -> None:
+    """Show what the lexicons find in a phrase, or in a stored call (roles and time windows applied)."""
+    from pipeline.lexicon import load_lexicons
+    from pipeline.rescore import read_result
+
+    lexicons = load_lexicons(folder)
+    path = Path(text_or_result)
+    if path.suffix == ".json" and path.is_file():
+        result = read_result(path)
+        hits = lexicons.matcher.find_hits(result.words, result.turns, result.duration_s)
+        for hit in hits:
+            stdout.print(f"{_clock(hit.start)}  {ROLE_RU[hit.role]:8}  {hit.lexicon}/{hit.term}  «{hit.text}»"
+                         f"  (фраза: {hit.phrase})")
+        stdout.print(f"{len(hits)} hits in {path}")
+        return
+    found = lexicons.matcher.text_hits(text_or_result)
+    for lexicon, term, phrase, words in found:
+        scope = lexicons.matcher.terms[(lexicon, term)].scope
+        stdout.print(f"{lexicon}/{term}  «{words}»  (фраза: {phrase}; говорит: {scope})")
+    stdout.print(f"{len(found)} hits")
+
+
+@lexicon_app.command("schema")
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the JSON Schema files.", file_okay=False)]
+    = DEFAULT_LEXICON_DIR / "schema",
+) -> None:
+    """Write the JSON Schemas of lexicon and scorecard files (for editors' completion and checks)."""
+    from pipeline.fileio import write_text_atomic
+    from pipeline.lexicon.schema import schemas
+
+    for name, document in schemas().items():
+        write_text_atomic(out / name, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        stdout.print(f"wrote {out / name}")
+
+
+@app.command()
+@expected_failures
+def rescore(
+    results: Annotated[list[Path], typer.Argument(help="Result JSON files or folders of them.")],
+    lexicons: LexiconsOption = None,
+    scorecard: ScorecardOption = None,
+    diff: Annotated[bool, typer.Option("--diff", help="Show what would change per call; write nothing.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the re-scored results here instead of in "
+                                             "place.", file_okay=False)] = None,
+) -> None:
+    """Re-score stored results with (new) lexicons and a scorecard, without audio or ASR."""
+    from pipeline.fileio import write_text_atomic
+    from pipeline.rescore import diff_results, expand_result_paths, read_result
+    from pipeline.scoring.apply import ScoringSetup, apply_scoring
+
+    setup = ScoringSetup.load(lexicons, scorecard)
+    paths = expand_result_paths(results)
+    failed = changed = 0
+    for path in paths:
+        try:
+            before = read_result(path)
+        except CallqaError as error:
+            print(f"callqa: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        after = apply_scoring(before, setup)
+        difference = diff_results(before, after)
+        changed += difference.changed
+        if diff:
+            _print_diff(path, difference)
+        else:
+            write_text_atomic((out / path.name) if out else path, after.to_json())
+    action = "compared" if diff else f"re-scored into {out}" if out else "re-scored in place"
+    stdout.print(f"{len(paths) - failed} results {action}: {changed} changed, {failed} failed "
+                 f"(lexicons {setup.lexicons.version}, scorecard "
+                 f"{setup.scorecard.version if setup.scorecard else '-'})")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_diff(path: Path, difference) -> None:
+    if not difference.changed:
+        stdout.print(Text(f"{path.name}: no change", style="dim"))
+        return
+
+    def total(value, grade):
+        return "—" if value is None else f"{value:g} (оценка {grade})"
+
+    stdout.print(Text(f"{path.name}: score {total(difference.total_before, difference.grade_before)} -> "
+                      f"{total(difference.total_after, difference.grade_after)}", style="bold"))
+    for hit in difference.gained:
+        stdout.print(Text(f"  + {_clock(hit.start)} {ROLE_RU[hit.role]} {hit.lexicon}/{hit.term} «{hit.text}»",
+                          style="green"))
+    for hit in difference.lost:
+        stdout.print(Text(f"  - {_clock(hit.start)} {ROLE_RU[hit.role]} {hit.lexicon}/{hit.term} «{hit.text}»",
+                          style="red"))
+    for criterion, was, now in difference.flipped:
+        def state(passed):
+            return "—" if passed is None else ("выполнен" if passed else "не выполнен")
+
+        stdout.print(f"  критерий {criterion}: {state(was)} -> {state(now)}")

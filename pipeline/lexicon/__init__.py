@@ -1,0 +1,12 @@
+"""Lexicons QA leads edit: the file format (`model`), loading a folder (`loader`), matching calls (`matcher`).
+
+    lexicons = load_lexicons("lexicons")          # refuses a broken folder with file:line for each problem
+    hits = lexicons.matcher.find_hits(result.words, result.turns, result.duration_s)
+"""
+
+from pipeline.lexicon.loader import ExampleOutcome, LexiconSet, content_version, load_lexicons, run_examples
+from pipeline.lexicon.matcher import Matcher
+from pipeline.lexicon.model import LexiconFile, Term, Window
+
+__all__ = ["ExampleOutcome", "LexiconFile", "LexiconSet", "Matcher", "Term", "Window", "content_version",
+           "load_lexicons", "run_examples"]

@@ -1,0 +1,142 @@
+"""Loading a folder of lexicon files: all or nothing, every problem with its file and line.
+
+A broken folder is refused as a whole before any call is touched: half a lexicon set would score calls against
+rules nobody wrote. The set's `version` is a content hash of its files, recorded in every result it scores.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import DefinitionError
+from pipeline.lexicon.matcher import Matcher
+from pipeline.lexicon.model import LexiconFile
+from pipeline.yamlfile import Problem, YamlDocument, load_yaml, validate
+
+__all__ = ["ExampleOutcome", "LexiconSet", "content_version", "load_lexicons", "run_examples"]
+
+
+def content_version(paths: list[Path]) -> str:
+    """A short content hash of files (names and bytes), stable across machines and checkouts."""
+    digest = hashlib.sha256()
+    for path in sorted(paths, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LexiconSet:
+    folder: Path
+    lexicons: dict[str, LexiconFile]
+    documents: dict[str, YamlDocument]
+    version: str
+    matcher: Matcher = field(repr=False)
+
+    @functools.cached_property
+    def ids(self) -> set[str]:
+        return set(self.lexicons)
+
+    def hotwords(self, max_chars: int = 400) -> str:
+        """The lexicons' phrases as a faster-whisper `hotwords` prompt (wildcards cut to their stem).
+
+        Whisper's prompt holds about 220 tokens, so the list is cut at `max_chars`, in file order.
+        """
+        phrases: list[str] = []
+        for lexicon in self.lexicons.values():
+            for term in lexicon.terms:
+                for phrase in term.phrases:
+                    text = (phrase if isinstance(phrase, str) else phrase.text).replace("*", "")
+                    if text not in phrases:
+                        phrases.append(text)
+        prompt = ""
+        for text in phrases:
+            candidate = f"{prompt}, {text}" if prompt else text
+            if len(candidate) > max_chars:
+                break
+            prompt = candidate
+        return prompt
+
+
+def _lexicon_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
+def load_lexicons(folder: str | Path) -> LexiconSet:
+    """Load and check every lexicon file in `folder` (not its subfolders).
+
+    Raises:
+        DefinitionError: with every problem found in every file (file, line, what is wrong).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DefinitionError([Problem(folder, 1, "lexicon folder not found")])
+    paths = _lexicon_files(folder)
+    if not paths:
+        raise DefinitionError([Problem(folder, 1, "no lexicon files (*.yaml) in the folder")])
+    problems: list[Problem] = []
+    lexicons: dict[str, LexiconFile] = {}
+    documents: dict[str, YamlDocument] = {}
+    for path in paths:
+        try:
+            document = load_yaml(path)
+            lexicon = validate(document, LexiconFile)
+        except DefinitionError as error:
+            problems += error.problems
+            continue
+        lexicon_id = lexicon.lexicon or path.stem
+        if lexicon_id in lexicons:
+            problems.append(Problem(path, document.line_of(("lexicon",)),
+                                    f"lexicon id {lexicon_id!r} is already used by {documents[lexicon_id].path.name}"))
+            continue
+        seen: set[str] = set()
+        for index, term in enumerate(lexicon.terms):
+            if term.id in seen:
+                problems.append(Problem(path, document.line_of(("terms", index, "id")),
+                                        f"terms[{index}].id: duplicate term id {term.id!r}"))
+            seen.add(term.id)
+        lexicons[lexicon_id] = lexicon
+        documents[lexicon_id] = document
+    if problems:
+        raise DefinitionError(problems)
+    return LexiconSet(folder=folder, lexicons=lexicons, documents=documents, version=content_version(paths),
+                      matcher=Matcher(lexicons))
+
+
+@dataclass(frozen=True)
+class ExampleOutcome:
+    path: Path
+    line: int
+    lexicon: str
+    term: str
+    text: str
+    should_match: bool
+    matched: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.should_match == self.matched
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.passed else "FAILED"
+        expectation = "example" if self.should_match else "counterexample"
+        outcome = "matches" if self.matched else "does not match"
+        return (f"{self.path}:{self.line}: {verdict}: {self.lexicon}/{self.term} {expectation} "
+                f"{self.text!r} {outcome}")
+
+
+def run_examples(lexicon_set: LexiconSet) -> list[ExampleOutcome]:
+    """Check every term's examples (must match) and counterexamples (must not), speaker and window ignored."""
+    outcomes = []
+    for lexicon_id, lexicon in lexicon_set.lexicons.items():
+        document = lexicon_set.documents[lexicon_id]
+        for index, term in enumerate(lexicon.terms):
+            for key, should_match in (("examples", True), ("counterexamples", False)):
+                for position, text in enumerate(getattr(term, key)):
+                    matched = lexicon_set.matcher.matches_text(text, lexicon_id, term.id)
+                    outcomes.append(ExampleOutcome(
+                        path=document.path, line=document.line_of(("terms", index, key, position)),
+                        lexicon=lexicon_id, term=term.id, text=text, should_match=should_match, matched=matched))
+    return outcomes

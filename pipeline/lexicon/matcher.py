@@ -1,0 +1,228 @@
+"""Finding lexicon phrases in what each party said.
+
+Phrases are compiled into patterns of word tests (a lemma, an exact word form, or a prefix for `дорог*`) and
+indexed by their first word, so each word of a call is looked up once instead of tried against every phrase: a
+five-minute call is matched in about a millisecond. A phrase matches inside one turn (never across speakers),
+its words in order with at most `gap` other words between two of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipeline.lexicon.model import LexiconFile, PhraseSpec, Scope, Term, Window, phrase_words
+from pipeline.schema import Hit, Role, Turn, Word
+from pipeline.text import Token, tokenize
+
+__all__ = ["Matcher", "Pattern", "Segment", "segments_of"]
+
+PREFIX_KEY = 3  # prefixes are indexed by their first three letters (wildcards need at least three)
+
+
+@dataclass(frozen=True)
+class _WordTest:
+    kind: str  # "lemma" | "surface" | "prefix"
+    value: str
+
+    def matches(self, token: Token) -> bool:
+        if self.kind == "lemma":
+            return token.lemma == self.value
+        if self.kind == "surface":
+            return token.surface == self.value
+        return token.surface.startswith(self.value) or token.lemma.startswith(self.value)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One compiled phrase of a term (or one of its exclusions)."""
+
+    lexicon: str
+    term: str
+    phrase: str
+    tests: tuple[_WordTest, ...]
+    gap: int
+    exclusion: bool = False
+
+
+@dataclass(frozen=True)
+class CompiledTerm:
+    lexicon: str
+    term: Term
+    scope: Scope
+    window: Window | None
+
+
+@dataclass
+class Segment:
+    """The words of one turn, tokenised; `token_word[i]` is the index in `words` of token i."""
+
+    words: list[Word]
+    role: Role
+    turn: int | None
+    tokens: list[Token] = field(default_factory=list)
+    token_word: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, words: list[Word], role: Role, turn: int | None) -> Segment:
+        segment = cls(words=words, role=role, turn=turn)
+        for index, word in enumerate(words):
+            for token in tokenize(word.text):
+                segment.tokens.append(token)
+                segment.token_word.append(index)
+        return segment
+
+
+def segments_of(words: Sequence[Word], turns: Sequence[Turn]) -> list[Segment]:
+    """Split a call's words into the turns they belong to (a turn holds its speaker's words within its span)."""
+    by_speaker: dict[str, list[Word]] = {}
+    for word in words:
+        by_speaker.setdefault(word.speaker, []).append(word)
+    position = dict.fromkeys(by_speaker, 0)
+    segments = []
+    for index, turn in enumerate(turns):
+        own = by_speaker.get(turn.speaker, [])
+        first = position.get(turn.speaker, 0)
+        last = first
+        while last < len(own) and own[last].start <= turn.end:
+            last += 1
+        position[turn.speaker] = last
+        if last > first:
+            segments.append(Segment.of(own[first:last], turn.role, index))
+    return segments
+
+
+def _compile_phrase(lexicon: str, term: Term, phrase: str | PhraseSpec, *, exclusion: bool = False) -> Pattern:
+    text = phrase.text if isinstance(phrase, PhraseSpec) else phrase
+    gap = phrase.gap if isinstance(phrase, PhraseSpec) and phrase.gap is not None else term.gap
+    exact = phrase.exact if isinstance(phrase, PhraseSpec) and phrase.exact is not None else term.exact
+    tests = []
+    for kind, value in phrase_words(text):
+        if kind == "prefix":
+            tests.append(_WordTest("prefix", value))
+        elif exact:
+            tests.append(_WordTest("surface", value))
+        else:
+            tests.append(_WordTest("lemma", tokenize(value)[0].lemma))
+    return Pattern(lexicon=lexicon, term=term.id, phrase=text, tests=tuple(tests), gap=gap,
+                   exclusion=exclusion)
+
+
+class Matcher:
+    """Matches a set of lexicons against calls, texts and examples."""
+
+    def __init__(self, lexicons: dict[str, LexiconFile]) -> None:
+        self.terms: dict[tuple[str, str], CompiledTerm] = {}
+        self._by_lemma: dict[str, list[Pattern]] = {}
+        self._by_surface: dict[str, list[Pattern]] = {}
+        self._by_prefix: dict[str, list[Pattern]] = {}
+        for lexicon_id, lexicon in lexicons.items():
+            for term in lexicon.terms:
+                self.terms[(lexicon_id, term.id)] = CompiledTerm(
+                    lexicon=lexicon_id, term=term, scope=term.speaker or lexicon.speaker,
+                    window=term.within or lexicon.within)
+                for phrase in term.phrases:
+                    self._index(_compile_phrase(lexicon_id, term, phrase))
+                for phrase in term.exclude:
+                    self._index(_compile_phrase(lexicon_id, term, phrase, exclusion=True))
+
+    def _index(self, pattern: Pattern) -> None:
+        first = pattern.tests[0]
+        if first.kind == "lemma":
+            self._by_lemma.setdefault(first.value, []).append(pattern)
+        elif first.kind == "surface":
+            self._by_surface.setdefault(first.value, []).append(pattern)
+        else:
+            self._by_prefix.setdefault(first.value[:PREFIX_KEY], []).append(pattern)
+
+    def _candidates(self, token: Token) -> list[Pattern]:
+        found = self._by_lemma.get(token.lemma, []) + self._by_surface.get(token.surface, [])
+        for key in {token.surface[:PREFIX_KEY], token.lemma[:PREFIX_KEY]}:
+            found += [p for p in self._by_prefix.get(key, []) if p.tests[0].matches(token)]
+        return found
+
+    @staticmethod
+    def _extend(pattern: Pattern, tokens: list[Token], first: int) -> int | None:
+        """Index of the last token of `pattern` matched from `first` on, or None."""
+        position = first
+        for test in pattern.tests[1:]:
+            for candidate in range(position + 1, min(len(tokens), position + 2 + pattern.gap)):
+                if test.matches(tokens[candidate]):
+                    position = candidate
+                    break
+            else:
+                return None
+        return position
+
+    def match_tokens(self, tokens: list[Token]) -> list[tuple[Pattern, int, int]]:
+        """Every (pattern, first token, last token) that matches, exclusions included."""
+        matches = []
+        for index, token in enumerate(tokens):
+            for pattern in self._candidates(token):
+                last = self._extend(pattern, tokens, index)
+                if last is not None:
+                    matches.append((pattern, index, last))
+        return matches
+
+    def term_spans(self, tokens: list[Token]) -> dict[tuple[str, str], list[tuple[int, int, str]]]:
+        """Per term, the non-overlapping token spans it matches (first, last, phrase), exclusions applied."""
+        found: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+        excluded: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for pattern, first, last in self.match_tokens(tokens):
+            key = (pattern.lexicon, pattern.term)
+            if pattern.exclusion:
+                excluded.setdefault(key, []).append((first, last))
+            else:
+                found.setdefault(key, []).append((first, last, pattern.phrase))
+        spans = {}
+        for key, candidates in found.items():
+            kept: list[tuple[int, int, str]] = []
+            # Earliest first, the longer of two that start together; an overlapped later match adds nothing.
+            for first, last, phrase in sorted(candidates, key=lambda c: (c[0], -(c[1] - c[0]))):
+                if kept and first <= kept[-1][1]:
+                    continue
+                if any(e_first <= last and first <= e_last for e_first, e_last in excluded.get(key, [])):
+                    continue
+                kept.append((first, last, phrase))
+            if kept:
+                spans[key] = kept
+        return spans
+
+    def hits_in(self, segment: Segment, *, duration_s: float | None = None, roles_known: bool = True) -> list[Hit]:
+        """The hits in one turn, filtered by each term's speaker scope and time window."""
+        hits = []
+        for (lexicon, term_id), spans in self.term_spans(segment.tokens).items():
+            compiled = self.terms[(lexicon, term_id)]
+            if roles_known and compiled.scope != "any" and segment.role != compiled.scope:
+                continue
+            for first, last, phrase in spans:
+                words = segment.words[segment.token_word[first] : segment.token_word[last] + 1]
+                start, end = words[0].start, words[-1].end
+                if compiled.window and duration_s is not None and not compiled.window.contains(start, end,
+                                                                                              duration_s):
+                    continue
+                hits.append(Hit(lexicon=lexicon, term=term_id, role=segment.role, start=start, end=end,
+                                text=" ".join(word.text for word in words), turn=segment.turn, phrase=phrase))
+        return hits
+
+    def find_hits(self, words: Sequence[Word], turns: Sequence[Turn], duration_s: float) -> list[Hit]:
+        """All hits in a call, in time order.
+
+        Where roles are unknown (a mono call before diarization), terms scoped to a role still match, with the
+        hit's role "unknown": a QA lead sees what was said, and scoring knows it cannot judge who said it.
+        """
+        roles_known = all(word.role != "unknown" for word in words)
+        hits = [hit for segment in segments_of(words, turns)
+                for hit in self.hits_in(segment, duration_s=duration_s, roles_known=roles_known)]
+        return sorted(hits, key=lambda hit: (hit.start, hit.lexicon, hit.term))
+
+    def matches_text(self, text: str, lexicon: str, term: str) -> bool:
+        """Does `term` match somewhere in `text` (speaker scope and time window ignored)? For examples."""
+        return (lexicon, term) in self.term_spans(list(tokenize(text)))
+
+    def text_hits(self, text: str) -> list[tuple[str, str, str, str]]:
+        """(lexicon, term, phrase, matched words) for each hit in free text, scope and window ignored."""
+        tokens = list(tokenize(text))
+        return [(lexicon, term, phrase, " ".join(t.surface for t in tokens[first : last + 1]))
+                for (lexicon, term), spans in sorted(self.term_spans(tokens).items())
+                for first, last, phrase in spans]

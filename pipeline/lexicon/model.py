@@ -1,0 +1,111 @@
+"""The lexicon file format (contract core in docs/lexicons.md), as pydantic models.
+
+One YAML file per lexicon. The core (`lexicon`, `title`, `speaker`, `terms[].id`, `terms[].phrases`) is the
+design's contract; everything else extends it: wildcards (`дорог*`), gaps inside phrases, exact word forms,
+exclusions, time windows, a speaker per term, and examples that must or must not match.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.text import tokenize
+
+__all__ = ["ID_PATTERN", "LexiconFile", "PhraseSpec", "Scope", "Term", "Window", "phrase_words"]
+
+Scope = Literal["manager", "client", "any"]
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+MIN_PREFIX = 3
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Window(_Strict):
+    """Where in the call a hit must be: its start in the first `first_s` seconds, or its end in the last `last_s`."""
+
+    first_s: float | None = Field(None, gt=0, description="the hit starts within the first N seconds of the call")
+    last_s: float | None = Field(None, gt=0, description="the hit ends within the last N seconds of the call")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Window:
+        if (self.first_s is None) == (self.last_s is None):
+            raise ValueError("give exactly one of first_s or last_s")
+        return self
+
+    def contains(self, start: float, end: float, duration_s: float) -> bool:
+        if self.first_s is not None:
+            return start <= self.first_s
+        return end >= duration_s - (self.last_s or 0.0)
+
+    def describe(self) -> str:
+        return f"в первые {self.first_s:g} с" if self.first_s is not None else f"в последние {self.last_s:g} с"
+
+
+def phrase_words(text: str) -> list[tuple[str, str]]:
+    """Split a phrase into (kind, value) words: ("prefix", "дорог") for `дорог*`, else ("word", token text).
+
+    Raises:
+        ValueError: the phrase has no words, or a wildcard is misplaced or too short.
+    """
+    words: list[tuple[str, str]] = []
+    for chunk in text.split():
+        if chunk.endswith("*"):
+            stem = chunk[:-1].lower().replace("ё", "е")
+            if "*" in stem or not stem.isalpha():
+                raise ValueError(f"wildcard {chunk!r}: '*' goes at the end of a word made of letters")
+            if len(stem) < MIN_PREFIX:
+                raise ValueError(f"wildcard {chunk!r}: at least {MIN_PREFIX} letters before '*'")
+            words.append(("prefix", stem))
+        else:
+            if "*" in chunk:
+                raise ValueError(f"{chunk!r}: '*' is only allowed at the end of a word")
+            words += [("word", token.surface) for token in tokenize(chunk)]
+    if not words:
+        raise ValueError(f"phrase {text!r} has no words")
+    return words
+
+
+def _check_phrase(text: str) -> str:
+    if not text.strip():
+        raise ValueError("empty phrase")
+    phrase_words(text)
+    return text
+
+
+PhraseText = Annotated[str, AfterValidator(_check_phrase)]
+
+
+class PhraseSpec(_Strict):
+    """A phrase with its own settings (a plain string takes the term's)."""
+
+    text: PhraseText
+    gap: int | None = Field(None, ge=0, le=10, description="other words allowed between two words of the phrase")
+    exact: bool | None = Field(None, description="match these word forms only, not every form of the lemmas")
+
+
+class Term(_Strict):
+    id: str = Field(pattern=ID_PATTERN, description="unique in its lexicon")
+    title: str | None = Field(None, description="what reports show (Russian)")
+    phrases: list[PhraseText | PhraseSpec] = Field(min_length=1, description="any of them makes a hit")
+    exclude: list[PhraseText] = Field([], description="phrases that cancel a hit they overlap (negation: 'не дорого')")
+    gap: int = Field(0, ge=0, le=10, description="other words allowed between two words of a phrase")
+    exact: bool = Field(False, description="match the word forms as written, not every form of their lemmas")
+    within: Window | None = None
+    speaker: Scope | None = Field(None, description="who must say it; default: the lexicon's speaker")
+    examples: list[str] = Field([], description="phrases this term must match (the lexicon's own tests)")
+    counterexamples: list[str] = Field([], description="phrases this term must not match")
+
+
+class LexiconFile(_Strict):
+    """One lexicon file."""
+
+    lexicon: str | None = Field(None, pattern=ID_PATTERN, description="id, unique in the folder (default: file name)")
+    title: str = Field(description="what managers and reports show (Russian)")
+    description: str | None = None
+    speaker: Scope = Field("any", description="who must say the terms: manager, client or any")
+    within: Window | None = Field(None, description="default time window of the terms")
+    terms: list[Term] = Field(min_length=1)
