@@ -50,6 +50,9 @@ test: model system-deps
 bench: model
 	$(BIN)/python bench/analyze_vs_bare.py
 	$(BIN)/python bench/stereo_strategies.py
+	$(BIN)/python bench/hotwords.py
+	$(BIN)/python bench/rescore.py
+	$(BIN)/python bench/long_file.py
 
 samples: venv system-deps
 	$(BIN)/python -m tests.synth.render --out tests/data/calls

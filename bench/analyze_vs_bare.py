@@ -3,8 +3,9 @@
 Bare faster-whisper here is what a user would write: `WhisperModel.transcribe(path, language="ru",
 vad_filter=True, word_timestamps=True, condition_on_previous_text=False, beam_size=5)`, segments consumed. The
 pipeline does everything else too (decoding per channel, batched ASR, channel attribution, overlaps, metrics,
-quality gates, the result JSON). Each side runs in its own process, with the model loaded before the clock
-starts, so the peak RSS figures are each side's own. Runs alternate, and the best of `--repeat` is kept.
+quality gates, lexicon hits and the score, the result JSON). Each side runs in its own process, with the model
+loaded before the clock starts, so the peak RSS figures are each side's own. Runs alternate, and the best of
+`--repeat` is kept.
 
     .venv/bin/python bench/analyze_vs_bare.py [--repeat 2] [--files tests/data/calls/*.stereo.mp3]
 """
@@ -47,9 +48,10 @@ def run_side(side: str, files: list[str]) -> dict:
     else:
         from pipeline.analyze import CallAnalyzer
         from pipeline.fileio import write_text_atomic
+        from pipeline.scoring.apply import ScoringSetup
         from pipeline.settings import load_settings
 
-        analyzer = CallAnalyzer(load_settings(device="cpu"), asr_model=asr)
+        analyzer = CallAnalyzer(load_settings(device="cpu"), asr_model=asr, scoring=ScoringSetup.load())
         out = Path("/tmp/callqa-bench")
         started = time.perf_counter()
         words = 0

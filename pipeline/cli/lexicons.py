@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -137,6 +138,9 @@ def rescore(
     from pipeline.scoring.apply import ScoringSetup, apply_scoring
 
     setup = ScoringSetup.load(lexicons, scorecard)
+    # Everything loaded so far (dictionaries, lexicons) lives as long as the process: keep it out of the
+    # garbage collector's scans, which otherwise cost a fifth of re-scoring time.
+    gc.freeze()
     paths = expand_result_paths(results)
     failed = changed = 0
     for path in paths:

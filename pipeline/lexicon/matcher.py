@@ -55,22 +55,36 @@ class CompiledTerm:
 
 @dataclass
 class Segment:
-    """The words of one turn, tokenised; `token_word[i]` is the index in `words` of token i."""
+    """The words of one turn (one speaker), with its role and the turn's index."""
 
     words: list[Word]
     role: Role
     turn: int | None
+
+
+@dataclass
+class _TokenStream:
+    """All segments' tokens in one flat list, so a call is matched in one pass.
+
+    `word_of[i]` is (segment index, word index in the segment) of token i; `segment_end[i]` is the index after
+    the last token of token i's segment: a phrase never runs past it.
+    """
+
     tokens: list[Token] = field(default_factory=list)
-    token_word: list[int] = field(default_factory=list)
+    word_of: list[tuple[int, int]] = field(default_factory=list)
+    segment_end: list[int] = field(default_factory=list)
 
     @classmethod
-    def of(cls, words: list[Word], role: Role, turn: int | None) -> Segment:
-        segment = cls(words=words, role=role, turn=turn)
-        for index, word in enumerate(words):
-            for token in tokenize(word.text):
-                segment.tokens.append(token)
-                segment.token_word.append(index)
-        return segment
+    def of(cls, segments: Sequence[Segment]) -> _TokenStream:
+        stream = cls()
+        for segment_index, segment in enumerate(segments):
+            first = len(stream.tokens)
+            for word_index, word in enumerate(segment.words):
+                for token in tokenize(word.text):
+                    stream.tokens.append(token)
+                    stream.word_of.append((segment_index, word_index))
+            stream.segment_end += [len(stream.tokens)] * (len(stream.tokens) - first)
+        return stream
 
 
 def segments_of(words: Sequence[Word], turns: Sequence[Turn]) -> list[Segment]:
@@ -88,7 +102,7 @@ def segments_of(words: Sequence[Word], turns: Sequence[Turn]) -> list[Segment]:
             last += 1
         position[turn.speaker] = last
         if last > first:
-            segments.append(Segment.of(own[first:last], turn.role, index))
+            segments.append(Segment(own[first:last], turn.role, index))
     return segments
 
 
@@ -116,6 +130,7 @@ class Matcher:
         self._by_lemma: dict[str, list[Pattern]] = {}
         self._by_surface: dict[str, list[Pattern]] = {}
         self._by_prefix: dict[str, list[Pattern]] = {}
+        self._candidate_cache: dict[Token, tuple[Pattern, ...]] = {}
         for lexicon_id, lexicon in lexicons.items():
             for term in lexicon.terms:
                 self.terms[(lexicon_id, term.id)] = CompiledTerm(
@@ -135,18 +150,22 @@ class Matcher:
         else:
             self._by_prefix.setdefault(first.value[:PREFIX_KEY], []).append(pattern)
 
-    def _candidates(self, token: Token) -> list[Pattern]:
-        found = self._by_lemma.get(token.lemma, []) + self._by_surface.get(token.surface, [])
-        for key in {token.surface[:PREFIX_KEY], token.lemma[:PREFIX_KEY]}:
-            found += [p for p in self._by_prefix.get(key, []) if p.tests[0].matches(token)]
+    def _candidates(self, token: Token) -> tuple[Pattern, ...]:
+        """Patterns whose first word matches `token`; cached per token, since calls repeat the same words."""
+        found = self._candidate_cache.get(token)
+        if found is None:
+            listed = self._by_lemma.get(token.lemma, []) + self._by_surface.get(token.surface, [])
+            for key in {token.surface[:PREFIX_KEY], token.lemma[:PREFIX_KEY]}:
+                listed += [p for p in self._by_prefix.get(key, []) if p.tests[0].matches(token)]
+            found = self._candidate_cache[token] = tuple(listed)
         return found
 
     @staticmethod
-    def _extend(pattern: Pattern, tokens: list[Token], first: int) -> int | None:
-        """Index of the last token of `pattern` matched from `first` on, or None."""
+    def _extend(pattern: Pattern, tokens: list[Token], first: int, end: int) -> int | None:
+        """Index of the last token of `pattern` matched from `first` on (before `end`), or None."""
         position = first
         for test in pattern.tests[1:]:
-            for candidate in range(position + 1, min(len(tokens), position + 2 + pattern.gap)):
+            for candidate in range(position + 1, min(end, position + 2 + pattern.gap)):
                 if test.matches(tokens[candidate]):
                     position = candidate
                     break
@@ -154,26 +173,25 @@ class Matcher:
                 return None
         return position
 
-    def match_tokens(self, tokens: list[Token]) -> list[tuple[Pattern, int, int]]:
-        """Every (pattern, first token, last token) that matches, exclusions included."""
-        matches = []
+    def _term_spans(self, stream: _TokenStream) -> dict[tuple[str, str, int], list[tuple[int, int, str]]]:
+        """Per (lexicon, term, segment), the non-overlapping token spans it matches, exclusions applied."""
+        found: dict[tuple[str, str, int], list[tuple[int, int, str]]] = {}
+        excluded: dict[tuple[str, str, int], list[tuple[int, int]]] = {}
+        tokens, segment_end = stream.tokens, stream.segment_end
+        cached = self._candidate_cache.get  # the hot loop: most words start no phrase at all
         for index, token in enumerate(tokens):
-            for pattern in self._candidates(token):
-                last = self._extend(pattern, tokens, index)
-                if last is not None:
-                    matches.append((pattern, index, last))
-        return matches
-
-    def term_spans(self, tokens: list[Token]) -> dict[tuple[str, str], list[tuple[int, int, str]]]:
-        """Per term, the non-overlapping token spans it matches (first, last, phrase), exclusions applied."""
-        found: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
-        excluded: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        for pattern, first, last in self.match_tokens(tokens):
-            key = (pattern.lexicon, pattern.term)
-            if pattern.exclusion:
-                excluded.setdefault(key, []).append((first, last))
-            else:
-                found.setdefault(key, []).append((first, last, pattern.phrase))
+            candidates = cached(token)
+            if candidates is None:
+                candidates = self._candidates(token)
+            for pattern in candidates:
+                last = self._extend(pattern, tokens, index, segment_end[index]) if len(pattern.tests) > 1 else index
+                if last is None:
+                    continue
+                key = (pattern.lexicon, pattern.term, stream.word_of[index][0])
+                if pattern.exclusion:
+                    excluded.setdefault(key, []).append((index, last))
+                else:
+                    found.setdefault(key, []).append((index, last, pattern.phrase))
         spans = {}
         for key, candidates in found.items():
             kept: list[tuple[int, int, str]] = []
@@ -181,48 +199,55 @@ class Matcher:
             for first, last, phrase in sorted(candidates, key=lambda c: (c[0], -(c[1] - c[0]))):
                 if kept and first <= kept[-1][1]:
                     continue
-                if any(e_first <= last and first <= e_last for e_first, e_last in excluded.get(key, [])):
+                if any(e_first <= last and first <= e_last for e_first, e_last in excluded.get(key, ())):
                     continue
                 kept.append((first, last, phrase))
             if kept:
                 spans[key] = kept
         return spans
 
-    def hits_in(self, segment: Segment, *, duration_s: float | None = None, roles_known: bool = True) -> list[Hit]:
-        """The hits in one turn, filtered by each term's speaker scope and time window."""
+    def _hits(self, segments: list[Segment], *, duration_s: float | None, roles_known: bool) -> list[Hit]:
+        stream = _TokenStream.of(segments)
         hits = []
-        for (lexicon, term_id), spans in self.term_spans(segment.tokens).items():
+        for (lexicon, term_id, segment_index), spans in self._term_spans(stream).items():
             compiled = self.terms[(lexicon, term_id)]
+            segment = segments[segment_index]
             if roles_known and compiled.scope != "any" and segment.role != compiled.scope:
                 continue
             for first, last, phrase in spans:
-                words = segment.words[segment.token_word[first] : segment.token_word[last] + 1]
+                words = segment.words[stream.word_of[first][1] : stream.word_of[last][1] + 1]
                 start, end = words[0].start, words[-1].end
                 if compiled.window and duration_s is not None and not compiled.window.contains(start, end,
                                                                                               duration_s):
                     continue
-                hits.append(Hit(lexicon=lexicon, term=term_id, role=segment.role, start=start, end=end,
-                                text=" ".join(word.text for word in words), turn=segment.turn, phrase=phrase))
+                # Built from validated parts: skipping validation here saves a third of re-scoring time.
+                hits.append(Hit.model_construct(lexicon=lexicon, term=term_id, role=segment.role, start=start,
+                                                end=end, text=" ".join(word.text for word in words),
+                                                turn=segment.turn, phrase=phrase))
         return hits
 
     def find_hits(self, words: Sequence[Word], turns: Sequence[Turn], duration_s: float) -> list[Hit]:
-        """All hits in a call, in time order.
+        """All hits in a call, in time order, filtered by each term's speaker scope and time window.
 
         Where roles are unknown (a mono call before diarization), terms scoped to a role still match, with the
         hit's role "unknown": a QA lead sees what was said, and scoring knows it cannot judge who said it.
         """
         roles_known = all(word.role != "unknown" for word in words)
-        hits = [hit for segment in segments_of(words, turns)
-                for hit in self.hits_in(segment, duration_s=duration_s, roles_known=roles_known)]
+        hits = self._hits(segments_of(words, turns), duration_s=duration_s, roles_known=roles_known)
         return sorted(hits, key=lambda hit: (hit.start, hit.lexicon, hit.term))
+
+    def _text_spans(self, text: str) -> tuple[_TokenStream, dict]:
+        words = [Word(start=0.0, end=0.0, text=text, speaker="text", role="unknown", prob=1.0)]
+        stream = _TokenStream.of([Segment(words, "unknown", None)])
+        return stream, self._term_spans(stream)
 
     def matches_text(self, text: str, lexicon: str, term: str) -> bool:
         """Does `term` match somewhere in `text` (speaker scope and time window ignored)? For examples."""
-        return (lexicon, term) in self.term_spans(list(tokenize(text)))
+        return (lexicon, term, 0) in self._text_spans(text)[1]
 
     def text_hits(self, text: str) -> list[tuple[str, str, str, str]]:
         """(lexicon, term, phrase, matched words) for each hit in free text, scope and window ignored."""
-        tokens = list(tokenize(text))
-        return [(lexicon, term, phrase, " ".join(t.surface for t in tokens[first : last + 1]))
-                for (lexicon, term), spans in sorted(self.term_spans(tokens).items())
-                for first, last, phrase in spans]
+        stream, spans = self._text_spans(text)
+        return [(lexicon, term, phrase, " ".join(t.surface for t in stream.tokens[first : last + 1]))
+                for (lexicon, term, _), found in sorted(spans.items())
+                for first, last, phrase in found]

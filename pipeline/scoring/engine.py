@@ -6,6 +6,7 @@ stored history in seconds. Texts a manager reads (expectations, notes) are Russi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,13 @@ class CallFacts:
     metrics: Metrics
     duration_s: float
     direction: str | None
+
+    @functools.cached_property
+    def hits_by_lexicon(self) -> dict[str, list[Hit]]:
+        index: dict[str, list[Hit]] = {}
+        for hit in self.hits:
+            index.setdefault(hit.lexicon, []).append(hit)
+        return index
 
 
 def _evidence(hits: Sequence[Hit]) -> list[Evidence]:
@@ -195,9 +203,8 @@ class Scorecard:
 
 
 def _select(facts: CallFacts, selector: Selector) -> list[Hit]:
-    return [hit for hit in facts.hits
-            if hit.lexicon == selector.lexicon
-            and (selector.term is None or hit.term == selector.term)
+    return [hit for hit in facts.hits_by_lexicon.get(selector.lexicon, ())
+            if (selector.term is None or hit.term == selector.term)
             and (selector.role == "any" or hit.role == selector.role)
             and (selector.within is None or selector.within.contains(hit.start, hit.end, facts.duration_s))]
 
