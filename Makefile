@@ -53,6 +53,7 @@ bench: model
 	$(BIN)/python bench/hotwords.py
 	$(BIN)/python bench/rescore.py
 	$(BIN)/python bench/long_file.py
+	$(BIN)/python bench/batch.py
 
 samples: venv system-deps
 	$(BIN)/python -m tests.synth.render --out tests/data/calls

@@ -91,12 +91,13 @@ class CallAnalyzer:
     """
 
     def __init__(self, settings: Settings, *, asr_model: AsrModel | None = None,
-                 scoring: ScoringSetup | None = None) -> None:
+                 scoring: ScoringSetup | None = None, concurrent_calls: int = 1) -> None:
         """
         Args:
             settings: all options.
             asr_model: an already loaded model (default: load `settings.model`).
             scoring: lexicons and scorecard to fill `hits` and `score` with (default: none, both empty).
+            concurrent_calls: how many threads may transcribe with this model at once (a GPU batch worker).
         """
         self.settings = settings
         self.scoring = scoring
@@ -106,7 +107,7 @@ class CallAnalyzer:
         if asr_model is None:
             resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
             asr_model = load_asr(resolved.name, str(resolved.path), resolved.sha256, settings.device,
-                                 settings.compute_type, settings.cpu_threads)
+                                 settings.compute_type, settings.cpu_threads, concurrent_calls)
         self.asr_model = asr_model
 
     def analyze(

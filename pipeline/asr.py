@@ -130,7 +130,7 @@ def _available_cpus() -> int:
 
 @functools.lru_cache(maxsize=4)
 def load_asr(model_name: str, model_path: str, sha256: str | None, device: str = "auto",
-             compute_type: str | None = None, cpu_threads: int = 0) -> AsrModel:
+             compute_type: str | None = None, cpu_threads: int = 0, concurrent_calls: int = 1) -> AsrModel:
     """Load a CTranslate2 Whisper model directory (see `models.resolve`), once per process and settings.
 
     Args:
@@ -140,6 +140,7 @@ def load_asr(model_name: str, model_path: str, sha256: str | None, device: str =
         device: auto, cpu or cuda.
         compute_type: CTranslate2 compute type; None picks int8 on CPU, float16 on CUDA.
         cpu_threads: threads on CPU; 0 uses every core this process may run on.
+        concurrent_calls: CTranslate2 workers, so that this many threads can transcribe at once.
 
     Raises:
         ModelError: the directory does not load.
@@ -150,7 +151,8 @@ def load_asr(model_name: str, model_path: str, sha256: str | None, device: str =
     threads = cpu_threads or _available_cpus()
     try:
         whisper = faster_whisper.WhisperModel(model_path, device=chosen_device, compute_type=chosen_type,
-                                              cpu_threads=threads, local_files_only=True)
+                                              cpu_threads=threads, num_workers=concurrent_calls,
+                                              local_files_only=True)
     except (RuntimeError, ValueError, OSError) as error:
         raise ModelError(f"could not load ASR model {model_name} from {model_path}: {error}") from error
     logger.info("loaded ASR model %s on %s (%s, %d threads)", model_name, chosen_device, chosen_type, threads)

@@ -11,7 +11,42 @@ import sys
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "redact", "register_secrets"]
+
+_SECRETS: set[str] = set()
+REDACTED = "***"
+
+
+def register_secrets(settings) -> None:
+    """Remember the secret values in `settings` (pydantic SecretStr fields), so no log line ever shows them."""
+    from pydantic import BaseModel, SecretStr
+
+    def walk(value) -> None:
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if len(secret) >= 4:
+                _SECRETS.add(secret)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+
+    walk(settings)
+
+
+def redact(text: str) -> str:
+    for secret in _SECRETS:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_event(logger, method_name, event_dict: dict) -> dict:
+    # The last line of defence: secrets are kept out of messages in the first place (SecretStr, URIs without
+    # credentials), but a library's exception text could still carry one.
+    if _SECRETS:
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                event_dict[key] = redact(value)
+    return event_dict
 
 
 def configure_logging(verbosity: int = 0) -> None:
@@ -30,11 +65,14 @@ def configure_logging(verbosity: int = 0) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_event,
                     structlog.dev.ConsoleRenderer(colors=False)],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # faster-whisper logs every file's duration at INFO; keep that for -vv.
+    # faster-whisper logs every file's duration at INFO; keep that for -vv. botocore's debug output shows
+    # request signing details: never let it through.
     logging.getLogger("faster_whisper").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

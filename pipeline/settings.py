@@ -10,16 +10,43 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from pipeline.asr import AsrOptions
 from pipeline.errors import ConfigError
 from pipeline.metrics import MetricsOptions
 from pipeline.quality import QualityOptions
+from pipeline.s3 import S3Settings
 from pipeline.speakers import ChannelOptions
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["RunOptions", "Settings", "load_settings"]
+
+
+DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "calls"
+
+
+class RunOptions(BaseModel):
+    """The nightly run (`callqa run`).
+
+    Attributes:
+        source: a folder path or s3://bucket/prefix; None: the bundled sample calls (DEFAULT_SOURCE).
+        store: a folder path or s3://bucket/prefix for the artifacts.
+        scheduler: a Dask scheduler address (tcp://host:8786); None starts a LocalCluster sized to the machine.
+        workers: LocalCluster worker processes; None sizes to the machine (see batch/cluster.py).
+        gpu_slots: calls a GPU worker transcribes at once (several keep a big GPU busy).
+        max_in_flight: calls being worked on at once (their audio and transcripts held in worker memory);
+            None means 4 per worker, or 4 per GPU slot.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str | None = None
+    store: str = "callqa-artifacts"
+    scheduler: str | None = None
+    workers: int | None = Field(None, ge=1)
+    gpu_slots: int = Field(2, ge=1)
+    max_in_flight: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -40,6 +67,8 @@ class Settings(BaseSettings):
         scorecard: the scorecard file (default: lexicons/scorecards/sales.yaml).
         lexicon_hotwords: bias ASR towards the lexicons' phrases (faster-whisper hotwords); off by default, see
             bench/README.md for what it does to recall and errors.
+        s3: S3 endpoint and credentials (secrets: use CALLQA_S3__ACCESS_KEY_ID / CALLQA_S3__SECRET_ACCESS_KEY).
+        run: the nightly run's source, store and cluster.
     """
 
     model_config = SettingsConfigDict(env_prefix="CALLQA_", env_nested_delimiter="__", extra="forbid",
@@ -57,6 +86,8 @@ class Settings(BaseSettings):
     lexicons: Path | None = None
     scorecard: Path | None = None
     lexicon_hotwords: bool = False
+    s3: S3Settings = S3Settings()
+    run: RunOptions = RunOptions()
     asr: AsrOptions = AsrOptions()
     channels: ChannelOptions = ChannelOptions()
     metrics: MetricsOptions = MetricsOptions()

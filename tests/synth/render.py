@@ -9,7 +9,8 @@ this script is for making more or changing them:
 
 For every dialogue it writes `<id>.stereo.mp3` (one party per channel, 8 kHz, as a PBX records it),
 `<id>.mono.mp3` (the same call mixed down) and `<id>.truth.json`: who said what, when (seconds on the call's
-timeline, the span of actual speech in each turn, without festival's leading and trailing silence).
+timeline, the span of actual speech in each turn, without festival's leading and trailing silence); and a
+`manifest.csv` for `callqa run` (call ids, the manager's channel, direction, start times on 2026-11-28).
 
 What makes the audio telephone-like: festival's Russian voice for one party and the same voice shifted up by 450
 cents for the other, pauses of varying length, interruptions where the script asks for them, a little cross-talk
@@ -19,11 +20,13 @@ of each party into the other's leg, line noise, a 300-3400 Hz band and 8 kHz mp3
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import subprocess
 import tempfile
 import wave
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +180,27 @@ def render_dialogue(dialogue: dict, out_dir: Path, *, seed: int) -> dict:
     return truth
 
 
+MANIFEST_DAY = datetime(2026, 11, 28, 9, 0, tzinfo=timezone(timedelta(hours=3)))  # Moscow time
+
+
+def write_manifest(out_dir: Path, dialogues: list[dict]) -> Path:
+    """manifest.csv for the rendered calls (pipeline/sources/manifest.py): ids, sides, directions, and start
+    times spread over one working day, so that `callqa run --date 2026-11-28` finds them."""
+    rows = []
+    for index, dialogue in enumerate(dialogues):
+        started = (MANIFEST_DAY + timedelta(minutes=37 * index)).isoformat()
+        for layout in ("stereo", "mono"):
+            rows.append({"file": f"{dialogue['id']}.{layout}.mp3", "call_id": f"{dialogue['id']}-{layout}",
+                         "direction": dialogue["direction"], "started_at": started,
+                         "manager_channel": dialogue["manager_channel"] if layout == "stereo" else ""})
+    path = out_dir / "manifest.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the rendered calls")
@@ -192,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         truth = render_dialogue(dialogue, args.out, seed=seed)
         print(f"{truth['call_id']}: {truth['duration_s']:.1f} s, {len(truth['utterances'])} turns")
+    print(f"wrote {write_manifest(args.out, load_dialogues(args.dialogues))}")
     return 0
 
 

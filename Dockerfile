@@ -1,0 +1,18 @@
+# The image the GPU box runs (docker-compose.yml): CUDA 12 + cuDNN 9 for CTranslate2, callqa installed from
+# this checkout. Models are not baked in: they live in the models-cache volume (docs/batch.md).
+FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipeline pipeline
+COPY models models
+COPY lexicons lexicons
+# Editable, so that models/cache and lexicons/ resolve to /app (where the volumes are mounted).
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e . \
+    && /opt/venv/bin/callqa --help > /dev/null
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+CMD ["callqa", "--help"]

@@ -1,0 +1,112 @@
+"""The client side of a run: list the calls, keep a bounded number in flight on the cluster, collect outcomes.
+
+Each call is a chain of three tasks (worker.py); the next call starts when one finishes, so at most
+`max_in_flight` recordings and transcripts sit in worker memory however long the night's list is. A worker that
+dies takes its tasks with it; the scheduler runs them again elsewhere (up to its allowed failures), and the
+store's completion marker keeps a call that was finished twice from being stored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pipeline.batch.job import BatchJob, CallOutcome, Prepared, RunSummary
+from pipeline.batch.worker import CallqaWorkerPlugin, finish_call, prepare_call, transcribe_call
+from pipeline.scoring.apply import ScoringSetup
+from pipeline.sources.base import CallRecord
+
+__all__ = ["ProgressHook", "run_batch"]
+
+logger = logging.getLogger(__name__)
+
+# hook(outcome, done=..., total=...): called once per finished call.
+ProgressHook = Callable[..., None]
+
+
+def _gpu_workers(client) -> int:
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return sum(1 for worker in workers if worker.get("resources", {}).get("GPU"))
+
+
+def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: ScoringSetup | None,
+              asr_threads: int = 0, hook: ProgressHook | None = None) -> RunSummary:
+    """Process `records` on the cluster behind `client`; returns what happened to each call.
+
+    Args:
+        job: the run's settings and identity.
+        records: the calls, from the source.
+        client: a connected distributed.Client.
+        scoring: lexicons and scorecard (None: results without hits and score).
+        asr_threads: CPU threads for each worker's ASR (0: the ASR's default).
+        hook: progress callback.
+    """
+    from distributed import as_completed
+
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    plugin_name = f"callqa-{job.run_id}"
+    gpus = _gpu_workers(client)
+    slots = job.settings.run.gpu_slots
+    client.register_plugin(CallqaWorkerPlugin(job, scoring, cpu_threads=asr_threads,
+                                              concurrent_calls=slots if gpus else 1), name=plugin_name)
+    asr_resources = {"GPU": 1} if gpus else None
+    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    in_flight = job.settings.run.max_in_flight or 4 * (slots * gpus if gpus else workers)
+    logger.info("run %s: %d calls, %d in flight, %s", job.run_id, len(records), in_flight,
+                f"{gpus} GPU workers" if gpus else f"{workers} CPU workers")
+
+    pending = deque(records)
+    call_of: dict[str, str] = {}  # future key -> call id
+    outcomes: list[CallOutcome] = []
+    futures = as_completed()
+
+    def start_next() -> None:
+        if pending:
+            record = pending.popleft()
+            future = client.submit(prepare_call, record, plugin_name, key=f"prepare-{job.run_id}-{record.call_id}",
+                                   pure=False)
+            call_of[future.key] = record.call_id
+            futures.add(future)
+
+    def finished(outcome: CallOutcome) -> None:
+        outcomes.append(outcome)
+        if hook:
+            hook(outcome, done=len(outcomes), total=len(records))
+        start_next()
+
+    for _ in range(min(in_flight, len(records))):
+        start_next()
+    for future in futures:
+        call_id = call_of.pop(future.key)
+        try:
+            value = future.result()
+        except Exception as error:  # the task itself could not run: its worker died too often, say
+            finished(CallOutcome(call_id=call_id, status="failed", reason=f"{type(error).__name__}: {error}"))
+            continue
+        finally:
+            future.release()
+        if isinstance(value, CallOutcome):
+            finished(value)
+        elif isinstance(value, Prepared) and value.action == "analyze":
+            transcribed = client.submit(transcribe_call, value, plugin_name, resources=asr_resources,
+                                        key=f"transcribe-{job.run_id}-{call_id}", pure=False)
+            stored = client.submit(finish_call, transcribed, plugin_name, key=f"finish-{job.run_id}-{call_id}",
+                                   pure=False)
+            call_of[stored.key] = call_id
+            futures.add(stored)
+            del transcribed  # `stored` keeps it alive on the cluster until it is needed
+        else:
+            status = {"skip": "skipped", "rescored": "rescored", "failed": "failed"}[value.action]
+            finished(CallOutcome(call_id=call_id, status=status, reason=value.reason, audio_s=value.duration_s))
+    try:
+        client.unregister_worker_plugin(plugin_name)
+    except Exception:  # a worker that left already has nothing to unregister
+        logger.debug("unregistering %s failed", plugin_name, exc_info=True)
+    return RunSummary(run_id=job.run_id, source=job.source, store=job.store, started_at=started_at,
+                      finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                      wall_s=round(time.perf_counter() - started, 2),
+                      calls=sorted(outcomes, key=lambda outcome: outcome.call_id))

@@ -1,0 +1,188 @@
+"""What runs on the Dask workers: three steps per call, and a plugin that keeps each worker's state.
+
+    prepare_call     (CPU)  look in the store: done already? only re-score? else fetch the recording
+    transcribe_call  (GPU)  decode, transcribe, attribute speakers, metrics: the expensive step
+    finish_call      (CPU)  lexicons and score, then write transcript, result and audio facts to the store
+
+Expected failures come back as values (a failed `CallOutcome`), never as exceptions, so one bad call cannot
+stop the others and nothing is retried blindly. The ASR model loads once per worker process and stays loaded
+(`load_asr` is cached per process); each run's plugin carries its job and scoring setup.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from distributed import WorkerPlugin, get_worker
+
+from pipeline.batch.job import BatchJob, CallOutcome, Prepared, Transcribed
+from pipeline.errors import CallqaError
+from pipeline.schema import CallResult
+from pipeline.scoring.apply import ScoringSetup, apply_scoring
+from pipeline.sources import open_source
+from pipeline.stores import audio_key, open_store, result_key, transcript_key
+
+__all__ = ["CallqaWorkerPlugin", "finish_call", "prepare_call", "transcribe_call"]
+
+logger = logging.getLogger(__name__)
+
+
+class CallqaWorkerPlugin(WorkerPlugin):
+    """Per-worker state of one run: the job, the scoring setup, the source and store clients, the analyzer."""
+
+    def __init__(self, job: BatchJob, scoring: ScoringSetup | None, *, cpu_threads: int = 0,
+                 concurrent_calls: int = 1) -> None:
+        self.job = job
+        self.scoring = scoring
+        self.cpu_threads = cpu_threads
+        self.concurrent_calls = concurrent_calls
+
+    def setup(self, worker) -> None:
+        self.worker_name = str(worker.name)
+
+    @functools.cached_property
+    def source(self):
+        return open_source(self.job.source, self.job.settings.s3)
+
+    @functools.cached_property
+    def store(self):
+        return open_store(self.job.store, self.job.settings.s3)
+
+    @functools.cached_property
+    def analyzer(self):
+        from pipeline.analyze import CallAnalyzer
+
+        settings = self.job.settings
+        if self.cpu_threads and not settings.cpu_threads:
+            settings = settings.model_copy(update={"cpu_threads": self.cpu_threads})
+        # Scoring happens in finish_call, on a CPU worker; several transcriptions may share the model at once.
+        return CallAnalyzer(settings, concurrent_calls=self.concurrent_calls)
+
+
+def _plugin(name: str) -> CallqaWorkerPlugin:
+    return get_worker().plugins[name]
+
+
+def _failed(record_id: str, reason: str, plugin: CallqaWorkerPlugin | None = None) -> CallOutcome:
+    return CallOutcome(call_id=record_id, status="failed", reason=reason,
+                       worker=getattr(plugin, "worker_name", None))
+
+
+def _read_json(store, key: str) -> dict | None:
+    data = store.read(key)
+    return json.loads(data) if data else None
+
+
+def _stored_result(store, call_id: str) -> CallResult | None:
+    data = store.read(result_key(call_id))
+    try:
+        return CallResult.from_json(data) if data else None
+    except ValueError:
+        return None  # an unreadable old result is simply redone
+
+
+def _same_model(result: CallResult, job: BatchJob) -> bool:
+    return (result.model.asr.name, result.model.asr.model_sha256) == (job.asr.name, job.asr.sha256)
+
+
+def _up_to_date(result: CallResult, job: BatchJob) -> bool:
+    return (_same_model(result, job) and result.lexicon_version == job.lexicon_version
+            and result.scorecard_version == job.scorecard_version)
+
+
+def prepare_call(record, plugin_name: str) -> Prepared:
+    """Decide what a call needs; fetch its recording when it must be transcribed."""
+    plugin = _plugin(plugin_name)
+    job, store = plugin.job, plugin.store
+    try:
+        audio = None if job.force else _read_json(store, audio_key(record.call_id))
+        stored = None if job.force else _stored_result(store, record.call_id)
+        unchanged = bool(audio and record.fingerprint and audio.get("fingerprint") == record.fingerprint)
+        if job.rescore_only:
+            return _rescore(record, plugin, stored_audio=audio)
+        if unchanged and stored and _up_to_date(stored, job):
+            return Prepared(record=record, action="skip", reason="done: same audio, models and versions")
+        if unchanged and stored and _same_model(stored, job):
+            return _rescore(record, plugin, stored_audio=audio)
+        with tempfile.TemporaryDirectory(prefix="callqa-fetch-") as workdir:
+            path = plugin.source.fetch(record, Path(workdir))
+            data = path.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        if audio and audio.get("sha256") == sha256 and stored and _up_to_date(stored, job):
+            # The file was touched but not changed: note its new fingerprint so the next run need not fetch it.
+            store.write(audio_key(record.call_id), json.dumps({**audio, "fingerprint": record.fingerprint},
+                                                             ensure_ascii=False, indent=2).encode())
+            return Prepared(record=record, action="skip", reason="done: same audio (sha256), models and versions")
+        return Prepared(record=record, action="analyze", audio=data, suffix=path.suffix, sha256=sha256)
+    except CallqaError as error:
+        return Prepared(record=record, action="failed", reason=str(error))
+    except Exception as error:  # a bug must not take the batch down; it is reported with the call
+        logger.exception("preparing %s failed", record.call_id)
+        return Prepared(record=record, action="failed", reason=f"internal error: {type(error).__name__}: {error}")
+
+
+def _rescore(record, plugin: CallqaWorkerPlugin, *, stored_audio: dict | None) -> Prepared:
+    data = plugin.store.read(transcript_key(record.call_id))
+    if not data:
+        return Prepared(record=record, action="skip", reason="no stored transcript to re-score")
+    rescored = apply_scoring(CallResult.from_json(data), plugin.scoring)
+    plugin.store.write(result_key(record.call_id), rescored.to_json().encode())
+    return Prepared(record=record, action="rescored", reason="re-scored from the stored transcript",
+                    sha256=(stored_audio or {}).get("sha256"), duration_s=rescored.duration_s)
+
+
+def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallOutcome:
+    """The expensive step: the analysis of the recording, without scoring."""
+    plugin = _plugin(plugin_name)
+    record = prepared.record
+    with tempfile.TemporaryDirectory(prefix="callqa-audio-") as workdir:
+        path = Path(workdir) / f"{record.call_id}{prepared.suffix}"
+        try:
+            path.write_bytes(prepared.audio or b"")
+            result = plugin.analyzer.analyze(path, call_id=record.call_id, direction=record.direction,
+                                             manager_channel=record.manager_channel)
+        except CallqaError as error:
+            # The temporary copy is not where the call lives: name the source's URI instead.
+            return _failed(record.call_id, str(error).replace(str(path), record.uri), plugin)
+        except Exception as error:
+            logger.exception("transcribing %s failed", record.call_id)
+            return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin)
+    result = result.model_copy(update={"source": result.source.model_copy(update={"uri": record.uri})})
+    return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""), result=result)
+
+
+def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> CallOutcome:
+    """Score and store one transcribed call; `audio.json` is written last and marks the call complete."""
+    plugin = _plugin(plugin_name)
+    if isinstance(transcribed, CallOutcome):
+        return transcribed
+    record, transcript, job, store = transcribed.record, transcribed.result, plugin.job, plugin.store
+    try:
+        previous = _read_json(store, audio_key(record.call_id))
+        if previous and previous.get("run_id") == job.run_id and previous.get("sha256") == transcribed.sha256:
+            # This run finished the call already and the task ran again (a worker died after writing):
+            # the call is done once, not twice.
+            return CallOutcome(call_id=record.call_id, status="processed", reason="already stored by this run",
+                               audio_s=transcript.duration_s, worker=plugin.worker_name)
+        result = apply_scoring(transcript, plugin.scoring) if plugin.scoring else transcript
+        store.write(transcript_key(record.call_id), transcript.to_json().encode())
+        store.write(result_key(record.call_id), result.to_json().encode())
+        facts = {"call_id": record.call_id, "uri": record.uri, "fingerprint": record.fingerprint,
+                 "sha256": transcribed.sha256, "size_bytes": transcribed.size_bytes,
+                 "duration_s": transcript.duration_s, "run_id": job.run_id,
+                 "stored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "record": json.loads(record.model_dump_json())}
+        store.write(audio_key(record.call_id), json.dumps(facts, ensure_ascii=False, indent=2).encode())
+        return CallOutcome(call_id=record.call_id, status="processed", audio_s=result.duration_s,
+                           score=result.score.total if result.score else None, worker=plugin.worker_name)
+    except CallqaError as error:
+        return _failed(record.call_id, str(error), plugin)
+    except Exception as error:
+        logger.exception("storing %s failed", record.call_id)
+        return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin)

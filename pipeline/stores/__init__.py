@@ -1,0 +1,23 @@
+"""Artifact stores behind one interface (`ArtifactStore`): a local folder (default) or an S3 prefix."""
+
+from __future__ import annotations
+
+from pipeline.s3 import S3Settings
+from pipeline.stores.base import (
+    ArtifactStore,
+    StoreError,
+    audio_key,
+    result_key,
+    run_key,
+    transcript_key,
+)
+from pipeline.stores.local import FolderStore
+from pipeline.stores.s3 import S3Store
+
+__all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "audio_key", "open_store", "result_key",
+           "run_key", "transcript_key"]
+
+
+def open_store(spec: str, s3: S3Settings) -> ArtifactStore:
+    """`--store`: a folder path or `s3://bucket/prefix`."""
+    return S3Store(spec, s3) if spec.startswith("s3://") else FolderStore(spec)

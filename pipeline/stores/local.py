@@ -1,0 +1,59 @@
+"""A local folder as the artifact store (the default)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pipeline.stores.base import StoreError
+
+__all__ = ["FolderStore"]
+
+
+class FolderStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise StoreError(f"{key}: key leaves the store")
+        return path
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):  # no such object (a file where a folder would be)
+            return None
+        except OSError as error:
+            raise StoreError(f"{self.root}/{key}: cannot read: {error.strerror or error}") from error
+
+    def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+            try:
+                with handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                if only_if_absent:
+                    try:
+                        os.link(handle.name, path)  # atomic "create if absent": fails when the name exists
+                    except FileExistsError:
+                        return False
+                    finally:
+                        Path(handle.name).unlink(missing_ok=True)
+                else:
+                    os.replace(handle.name, path)
+            except BaseException:
+                Path(handle.name).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            raise StoreError(f"{self.root}/{key}: cannot write: {error.strerror or error}") from error
+        return True

@@ -1,0 +1,50 @@
+"""An S3 prefix as the artifact store (AWS, MinIO, any S3-compatible server)."""
+
+from __future__ import annotations
+
+from pipeline.s3 import S3Location, S3Settings, make_client
+from pipeline.stores.base import StoreError
+
+__all__ = ["S3Store"]
+
+
+class S3Store:
+    def __init__(self, uri: str, settings: S3Settings, *, client=None) -> None:
+        self.location = S3Location.parse(uri)
+        self.client = client or make_client(settings)
+
+    def describe(self) -> str:
+        return str(self.location)
+
+    def read(self, key: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(key))["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise StoreError(f"{self.location}/{key}: cannot read: {_reason(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{self.location}/{key}: cannot read: {error}") from error
+
+    def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        # An S3 PUT replaces the object in one step; IfNoneMatch makes it "create only" (S3 and MinIO honour it).
+        extra = {"IfNoneMatch": "*"} if only_if_absent else {}
+        try:
+            self.client.put_object(Bucket=self.location.bucket, Key=self.location.key(key), Body=data,
+                                   ContentType="application/json", **extra)
+        except ClientError as error:
+            if only_if_absent and error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise StoreError(f"{self.location}/{key}: cannot write: {_reason(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{self.location}/{key}: cannot write: {error}") from error
+        return True
+
+
+def _reason(error) -> str:
+    details = error.response.get("Error", {})
+    return f"{details.get('Code', 'error')}: {details.get('Message', '')}".rstrip(": ")

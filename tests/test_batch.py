@@ -1,0 +1,271 @@
+"""`callqa run` with real parts: Dask clusters of real processes, an S3 server on loopback, the real model.
+
+Each test runs the command as a user would, in its own process, and reads what it left in the store.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.evaluation import normalised_wer
+from pipeline.schema import CallResult
+from tests.conftest import CALLS, SAMPLE_CALLS
+from tests.services import dask_cluster, s3_server
+
+CALLQA = Path(sys.executable).with_name("callqa")
+SHORT_CALLS = sorted(SAMPLE_CALLS, key=lambda call: call.duration_s)[:4]  # about 45 s each
+SECRET = "callqa-test-secret-8f3a91c2"
+ACCESS_KEY = "AKIACALLQATEST00042"
+
+
+def make_source(folder: Path, calls=SHORT_CALLS[:3], *, extra_rows: list[dict] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for call in calls:
+        shutil.copy(call.stereo, folder / call.stereo.name)
+        rows.append({"file": call.stereo.name, "call_id": call.call_id, "direction": call.direction,
+                     "started_at": "2026-11-28T10:00:00+03:00", "manager_channel": call.manager_channel})
+    rows += extra_rows or []
+    with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "call_id", "direction", "started_at",
+                                                    "manager_channel"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def env(**extra: str) -> dict:
+    return {**os.environ, "CALLQA_DEVICE": "cpu", **extra}
+
+
+def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CALLQA), "run", *args], capture_output=True, text=True, timeout=900,
+                          env=env(**extra_env))
+
+
+def start(*args: str, logs: Path, **extra_env: str) -> subprocess.Popen:
+    """The run in the background, in its own process group (so that killing it kills its LocalCluster too)."""
+    return subprocess.Popen([str(CALLQA), "run", *args], stdout=(logs / "run.out").open("wb"),
+                            stderr=(logs / "run.err").open("wb"), env=env(**extra_env), start_new_session=True)
+
+
+def wait_until(condition, timeout_s: float = 300.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s} s for {what}")
+        time.sleep(0.2)
+
+
+def run_summary(store: Path, stdout: str) -> dict:
+    run_id = re.search(r"^run (\S+):", stdout, re.M).group(1)
+    return json.loads((store / "runs" / f"{run_id}.json").read_text(encoding="utf-8"))
+
+
+def statuses(summary: dict) -> dict[str, str]:
+    return {call["call_id"]: call["status"] for call in summary["calls"]}
+
+
+def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Path, stereo_results) -> None:
+    source, store = make_source(tmp_path / "calls"), tmp_path / "store"
+    done = run("--source", str(source), "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    summary = run_summary(store, done.stdout)
+    assert statuses(summary) == {call.call_id: "processed" for call in SHORT_CALLS[:3]}
+    for call in SHORT_CALLS[:3]:
+        folder = store / "calls" / call.call_id
+        facts = json.loads((folder / "audio.json").read_text(encoding="utf-8"))
+        assert facts["sha256"] == hashlib.sha256(call.stereo.read_bytes()).hexdigest()
+        assert facts["run_id"] == summary["run_id"]
+        transcript = CallResult.from_json((folder / "transcript.json").read_text(encoding="utf-8"))
+        result = CallResult.from_json((folder / "result.json").read_text(encoding="utf-8"))
+        assert transcript.score is None and result.score is not None and result.hits
+        assert result.words == transcript.words and result.source.uri == str(source / call.stereo.name)
+        assert result.direction == call.direction
+        analyzed = stereo_results[call.call_id]  # the same call through `callqa analyze`'s code path
+        assert normalised_wer(" ".join(w.text for w in analyzed.words), " ".join(w.text for w in result.words)) < 0.05
+        assert result.metrics.talk_ratio_manager == pytest.approx(analyzed.metrics.talk_ratio_manager, abs=0.02)
+    before = {path: path.stat().st_mtime_ns for path in store.glob("calls/*/*.json")}
+
+    again = run("--source", str(source), "--store", str(store))
+    assert again.returncode == 0, again.stderr
+    assert set(statuses(run_summary(store, again.stdout)).values()) == {"skipped"}
+    assert {path: path.stat().st_mtime_ns for path in store.glob("calls/*/*.json")} == before
+
+    rescored = run("--source", str(source), "--store", str(store), "--rescore")
+    assert rescored.returncode == 0, rescored.stderr
+    assert set(statuses(run_summary(store, rescored.stdout)).values()) == {"rescored"}
+
+    other_day = run("--source", str(source), "--store", str(store), "--date", "2026-11-29")
+    assert other_day.returncode == 0 and "run " in other_day.stdout and ": 0 calls" in other_day.stdout
+
+
+def test_bad_recordings_fail_alone(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "calls", SHORT_CALLS[:1], extra_rows=[
+        {"file": "notes.mp3", "call_id": "text-file"},
+        {"file": "cut.mp3", "call_id": "truncated"},
+        {"file": "gone.mp3", "call_id": "missing"},
+    ])
+    (source / "notes.mp3").write_text("не запись\n", encoding="utf-8")
+    data = SHORT_CALLS[1].stereo.read_bytes()
+    (source / "cut.mp3").write_bytes(data[: len(data) // 2])
+    store = tmp_path / "store"
+    done = run("--source", str(source), "--store", str(store))
+    assert done.returncode == 1, done.stderr
+    summary = run_summary(store, done.stdout)
+    reasons = {call["call_id"]: call["reason"] for call in summary["calls"]}
+    assert statuses(summary) == {SHORT_CALLS[0].call_id: "processed", "text-file": "failed", "truncated": "failed",
+                                 "missing": "failed"}
+    assert "not a readable audio file" in reasons["text-file"]
+    assert "truncated" in reasons["truncated"] and str(source / "cut.mp3") in reasons["truncated"]
+    assert "recording not found" in reasons["missing"]
+    assert sorted(p.name for p in (store / "calls").iterdir()) == [SHORT_CALLS[0].call_id]
+
+
+def test_killed_run_resumes_without_redoing_finished_calls(tmp_path: Path) -> None:
+    source, store = make_source(tmp_path / "calls"), tmp_path / "store"
+    process = start("--source", str(source), "--store", str(store), logs=tmp_path)
+    wait_until(lambda: any(store.glob("calls/*/audio.json")), what="the first call to be stored")
+    os.killpg(process.pid, signal.SIGKILL)  # the run and its LocalCluster, mid-batch
+    process.wait()
+    finished = {path.parent.name: path.read_bytes() for path in store.glob("calls/*/audio.json")}
+    assert 1 <= len(finished) < 3
+
+    done = run("--source", str(source), "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    outcome = statuses(run_summary(store, done.stdout))
+    assert {call_id for call_id, status in outcome.items() if status == "skipped"} == set(finished)
+    assert {call_id for call_id, status in outcome.items() if status == "processed"} == (
+        {call.call_id for call in SHORT_CALLS[:3]} - set(finished))
+    for call_id, facts in finished.items():  # nothing finished was redone
+        assert (store / "calls" / call_id / "audio.json").read_bytes() == facts
+
+
+def test_a_worker_killed_mid_batch_loses_no_call(tmp_path: Path) -> None:
+    source, store = make_source(tmp_path / "calls", SHORT_CALLS), tmp_path / "store"
+    with dask_cluster(2, tmp_path) as cluster:
+        process = start("--source", str(source), "--store", str(store), "--scheduler", cluster.address,
+                        logs=tmp_path)
+        wait_until(lambda: any(store.glob("calls/*/audio.json")), what="the first call to be stored")
+        cluster.kill_worker(0)
+        assert process.wait(600) == 0, (tmp_path / "run.err").read_text()
+    out = (tmp_path / "run.out").read_text(encoding="utf-8")
+    summary = run_summary(store, out)
+    assert sorted(call["call_id"] for call in summary["calls"]) == sorted(c.call_id for c in SHORT_CALLS)
+    assert set(statuses(summary).values()) == {"processed"}
+    for call in SHORT_CALLS:  # each stored once, by this run
+        facts = json.loads((store / "calls" / call.call_id / "audio.json").read_text(encoding="utf-8"))
+        assert facts["run_id"] == summary["run_id"]
+        assert CallResult.from_json((store / "calls" / call.call_id / "result.json").read_text()).score
+
+
+def _s3(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                        aws_secret_access_key=SECRET)
+
+
+def _s3_env(endpoint: str) -> dict:
+    return {"CALLQA_S3__ENDPOINT_URL": endpoint, "CALLQA_S3__ACCESS_KEY_ID": ACCESS_KEY,
+            "CALLQA_S3__SECRET_ACCESS_KEY": SECRET}
+
+
+def _upload_source(client, folder: Path) -> None:
+    client.create_bucket(Bucket="calls")
+    client.create_bucket(Bucket="artifacts")
+    for path in folder.iterdir():
+        client.upload_file(str(path), "calls", f"in/{path.name}")
+
+
+def _objects(client, bucket: str) -> dict[str, bytes]:
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {item["Key"]: client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() for item in listed}
+
+
+def test_s3_source_and_store_keep_the_credentials_secret(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "calls", SHORT_CALLS[:2], extra_rows=[{"file": "bad.mp3", "call_id": "bad"}])
+    (source / "bad.mp3").write_bytes(b"ID3 not really")
+    with s3_server(tmp_path / "s3.log") as endpoint:
+        client = _s3(endpoint)
+        _upload_source(client, source)
+        done = run("--source", "s3://calls/in", "--store", "s3://artifacts/out", "-v", **_s3_env(endpoint))
+        assert done.returncode == 1  # the bad recording failed; the others did not
+        stored = _objects(client, "artifacts")
+    calls = {key.split("/")[2] for key in stored if key.startswith("out/calls/")}
+    assert calls == {call.call_id for call in SHORT_CALLS[:2]}
+    result = CallResult.from_json(stored[f"out/calls/{SHORT_CALLS[0].call_id}/result.json"])
+    assert result.source.uri == f"s3://calls/in/{SHORT_CALLS[0].stereo.name}" and result.score is not None
+    summary = json.loads(next(body for key, body in stored.items() if key.startswith("out/runs/")
+                              and body != b"{}"))
+    assert statuses(summary)["bad"] == "failed"
+    everything = done.stdout + done.stderr + "".join(body.decode("utf-8", "replace") for body in stored.values())
+    assert SECRET not in everything and ACCESS_KEY not in everything
+
+
+def test_a_store_write_that_fails_fails_that_call_only(tmp_path: Path) -> None:
+    source, store = make_source(tmp_path / "calls"), tmp_path / "store"
+    blocked = SHORT_CALLS[1].call_id
+    (store / "calls").mkdir(parents=True)
+    (store / "calls" / blocked).write_text("a file where the call's folder must go\n")
+    done = run("--source", str(source), "--store", str(store))
+    assert done.returncode == 1, done.stderr
+    summary = run_summary(store, done.stdout)
+    assert statuses(summary) == {call.call_id: "failed" if call.call_id == blocked else "processed"
+                                 for call in SHORT_CALLS[:3]}
+    reason = next(call["reason"] for call in summary["calls"] if call["call_id"] == blocked)
+    assert f"calls/{blocked}/transcript.json: cannot write" in reason
+
+
+def test_the_s3_store_vanishing_fails_the_calls_and_the_batch_completes(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "calls")
+    with s3_server(tmp_path / "s3.log") as endpoint:
+        client = _s3(endpoint)
+        _upload_source(client, source)
+        process = start("--source", "s3://calls/in", "--store", "s3://artifacts/out", logs=tmp_path,
+                        **_s3_env(endpoint))
+
+        def run_started() -> bool:  # the run checks that it can write before it lists the calls
+            return bool(client.list_objects_v2(Bucket="artifacts", Prefix="out/runs/").get("Contents"))
+
+        wait_until(run_started, what="the run to start")
+        for item in client.list_objects_v2(Bucket="artifacts").get("Contents", []):
+            client.delete_object(Bucket="artifacts", Key=item["Key"])
+        client.delete_bucket(Bucket="artifacts")  # the store goes away in the middle of the night
+        assert process.wait(600) == 1
+    out = (tmp_path / "run.out").read_text(encoding="utf-8")
+    err = (tmp_path / "run.err").read_text(encoding="utf-8")
+    assert "Traceback" not in err
+    assert "processed 0" in out and "failed 3" in out  # every call was tried and reported, none stopped the rest
+    assert out.count("NoSuchBucket") >= 3  # the reason, per call
+    assert "the run summary was not stored" in err
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    compose = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+    done = subprocess.run([str(Path(sys.executable).with_name("check-jsonschema")), "--builtin-schema",
+                           "vendor.compose-spec", str(compose)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    import yaml
+
+    spec = yaml.safe_load(compose.read_text(encoding="utf-8"))
+    services = spec["services"]
+    assert {"scheduler", "gpu-worker", "cpu-worker", "minio", "run"} <= set(services)
+    devices = services["gpu-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert "GPU=4" in services["gpu-worker"]["command"]
+    assert services["run"]["profiles"] == ["nightly"] and "callqa" in services["run"]["command"]
+    assert "models-cache" in spec["volumes"]
+    assert CALLS.is_dir()
