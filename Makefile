@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.callqa-installed
 MODEL := models/cache/whisper-base/callqa-model.json
-# Debian packages the tests need to synthesise speech: festival (Russian calls), sox, espeak-ng (English).
-APT_PACKAGES := festival festvox-ru sox espeak-ng
+# Debian packages the tests need: festival (Russian calls), sox, espeak-ng (English speech), and chromium with
+# fonts-dejavu-core to open the HTML report headless.
+APT_PACKAGES := festival festvox-ru sox espeak-ng chromium fonts-dejavu-core
 
 .PHONY: help venv model demo test test-fast bench system-deps samples lint clean
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "RESULT_SCHEMA",
     "AsrModelInfo",
+    "CallMetadata",
     "CallResult",
     "CriterionResult",
     "Evidence",
@@ -193,6 +194,15 @@ class Quality(_Frozen):
     gates: list[QualityGate]
 
 
+class CallMetadata(_Frozen):
+    """What the call's source knows about it (empty for a file analysed on its own)."""
+
+    started_at: str | None = Field(None, description="ISO 8601 start time")
+    manager_id: str | None = Field(None, description="the manager's id at the source (Bitrix24 PORTAL_USER_ID)")
+    manager_name: str | None = None
+    deal_id: str | None = None
+
+
 class CallResult(_Frozen):
     """One analysed call; serialise with `to_json()` so the `schema` key is spelled as the contract says."""
 
@@ -207,6 +217,7 @@ class CallResult(_Frozen):
     language: str
     direction: Literal["in", "out"] | None = None
     manager_channel: int | None = Field(None, description="channel of the manager's leg in a stereo call")
+    metadata: CallMetadata = CallMetadata()
     model: ModelInfo
     lexicon_version: str | None = None
     scorecard_version: str | None = None

@@ -17,6 +17,7 @@ from pipeline.asr import AsrOptions
 from pipeline.errors import ConfigError
 from pipeline.metrics import MetricsOptions
 from pipeline.quality import QualityOptions
+from pipeline.report.model import ReportOptions
 from pipeline.s3 import S3Settings
 from pipeline.speakers import ChannelOptions
 
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
             bench/README.md for what it does to recall and errors.
         s3: S3 endpoint and credentials (secrets: use CALLQA_S3__ACCESS_KEY_ID / CALLQA_S3__SECRET_ACCESS_KEY).
         run: the nightly run's source, store and cluster.
+        report: the supervisor's report: bands of the 1-5 ratings, the success criterion, the deal link.
     """
 
     model_config = SettingsConfigDict(env_prefix="CALLQA_", env_nested_delimiter="__", extra="forbid",
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     lexicon_hotwords: bool = False
     s3: S3Settings = S3Settings()
     run: RunOptions = RunOptions()
+    report: ReportOptions = ReportOptions()
     asr: AsrOptions = AsrOptions()
     channels: ChannelOptions = ChannelOptions()
     metrics: MetricsOptions = MetricsOptions()

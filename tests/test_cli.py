@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,20 @@ def test_the_documented_config_file_is_valid(tmp_path: Path) -> None:
     config = tmp_path / "callqa.yaml"
     config.write_text(example, encoding="utf-8")
     assert load_settings(config).model_dump() == Settings().model_dump()  # the documented values are the defaults
+
+
+def test_demo_analyses_samples_and_builds_the_report(tmp_path: Path) -> None:
+    call = min(SAMPLE_CALLS, key=lambda c: c.duration_s)
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    shutil.copy(call.stereo, samples / call.stereo.name)
+    (samples / "manifest.csv").write_text(
+        "file,call_id,direction,started_at,manager_channel,manager,manager_name,deal_id\n"
+        f"{call.stereo.name},{call.call_id},{call.direction},2026-11-28T10:00:00+03:00,{call.manager_channel},"
+        "7,Ирина Петрова,99\n", encoding="utf-8")
+    done = run("demo", "--samples", str(samples), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / f"{call.call_id}.json").read_text(encoding="utf-8"))
+    assert result["metadata"]["manager_name"] == "Ирина Петрова" and result["score"] is not None
+    assert "score" in done.stdout and "talk ratio (manager)" in done.stdout
+    assert "Ирина Петрова" in (tmp_path / "out" / "report" / "report.html").read_text(encoding="utf-8")

@@ -61,3 +61,4 @@ def test_the_dialogues_file_is_well_formed() -> None:
     for dialogue in dialogues:
         assert dialogue["manager_channel"] in ("left", "right") and dialogue["manager_voice"] in ("low", "high")
         assert all(set(turn) - {"gap"} in ({"m"}, {"c"}) for turn in dialogue["turns"])
+        assert dialogue["manager_id"] and dialogue["manager_name"] and dialogue["deal_id"]

@@ -23,7 +23,7 @@ from distributed import WorkerPlugin, get_worker
 
 from pipeline.batch.job import BatchJob, CallOutcome, Prepared, Transcribed
 from pipeline.errors import CallqaError
-from pipeline.schema import CallResult
+from pipeline.schema import CallMetadata, CallResult
 from pipeline.scoring.apply import ScoringSetup, apply_scoring
 from pipeline.sources import open_source
 from pipeline.stores import audio_key, open_store, result_key, transcript_key
@@ -153,7 +153,10 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
         except Exception as error:
             logger.exception("transcribing %s failed", record.call_id)
             return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin)
-    result = result.model_copy(update={"source": result.source.model_copy(update={"uri": record.uri})})
+    metadata = CallMetadata(started_at=record.started_at.isoformat() if record.started_at else None,
+                            manager_id=record.manager, manager_name=record.manager_name, deal_id=record.deal_id)
+    result = result.model_copy(update={"source": result.source.model_copy(update={"uri": record.uri}),
+                                       "metadata": metadata})
     return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""), result=result)
 
 

@@ -87,15 +87,21 @@ def demo(
     device: DeviceOption = None,
     verbose: VerboseOption = 0,
 ) -> None:
-    """Analyse the bundled sample calls (every stereo call and one mono mix) and show what came out."""
+    """Analyse the bundled sample calls (every stereo call and one mono mix), show what came out, and build the
+    supervisor's report of them."""
     import time
+    from datetime import datetime, timedelta
 
     from pipeline.analyze import CallAnalyzer
     from pipeline.errors import ConfigError
     from pipeline.fileio import write_text_atomic
     from pipeline.logs import configure_logging
+    from pipeline.report import build_report, write_report
+    from pipeline.report.compute import call_time
+    from pipeline.schema import CallMetadata
     from pipeline.scoring.apply import ScoringSetup
     from pipeline.settings import load_settings
+    from pipeline.sources.manifest import MANIFEST_NAME, parse_manifest
     from pipeline.summary import render_summary
 
     configure_logging(verbose)
@@ -103,21 +109,27 @@ def demo(
     mono = sorted(samples.glob("*.mono.mp3"))[:1]
     if not stereo and not mono:
         raise ConfigError(f"no sample calls (*.stereo.mp3, *.mono.mp3) in {samples}")
+    # The samples' manifest says what a PBX or Bitrix24 would: the manager's side, direction, manager, deal.
+    manifest_path = samples / MANIFEST_NAME
+    manifest = (parse_manifest(manifest_path.read_text(encoding="utf-8"), str(manifest_path))
+                if manifest_path.is_file() else {})
     settings = load_settings(model=model, device=device.value if device else None)
     started = time.perf_counter()
-    analyzer = CallAnalyzer(settings, scoring=ScoringSetup.load(settings.lexicons, settings.scorecard))
+    scoring = ScoringSetup.load(settings.lexicons, settings.scorecard)
+    analyzer = CallAnalyzer(settings, scoring=scoring)
     stdout.print(f"ASR model {analyzer.asr_model.name} on {analyzer.asr_model.device} "
                  f"({analyzer.asr_model.compute_type}); results go to {out}/\n")
     audio_s = 0.0
+    results = []
     for path in stereo + mono:
-        truth = path.with_name(path.name.split(".")[0] + ".truth.json")
-        facts = {}
-        if truth.is_file():  # the samples record the manager's side and the call's direction, as a PBX does
-            import json
-
-            facts = json.loads(truth.read_text(encoding="utf-8"))
-        result = analyzer.analyze(path, call_id=path.name.removesuffix(".mp3"),
-                                  manager_channel=facts.get("manager_channel"), direction=facts.get("direction"))
+        row = manifest.get(path.name, {})
+        result = analyzer.analyze(path, call_id=row.get("call_id") or path.name.removesuffix(".mp3"),
+                                  manager_channel=row.get("manager_channel"), direction=row.get("direction"))
+        started_at = row.get("started_at")
+        result = result.model_copy(update={"metadata": CallMetadata(
+            started_at=started_at.isoformat() if started_at else None, manager_id=row.get("manager"),
+            manager_name=row.get("manager_name"), deal_id=row.get("deal_id"))})
+        results.append(result)
         target = out / f"{result.call_id}.json"
         write_text_atomic(target, result.to_json())
         audio_s += result.duration_s
@@ -126,3 +138,12 @@ def demo(
     elapsed = time.perf_counter() - started
     stdout.print(f"{len(stereo) + len(mono)} calls, {audio_s:.0f} s of audio in {elapsed:.0f} s "
                  f"({audio_s / elapsed:.1f}x realtime, model load included); results in {out}/")
+    first = min(call_time(result) for result in results)
+    day = datetime.combine(first.date(), datetime.min.time(), tzinfo=first.tzinfo)
+    card = scoring.scorecard.definition
+    report = build_report(results, {}, since=day, until=day + timedelta(days=1), options=settings.report,
+                          criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()))
+    written = write_report(report, out / "report")
+    stdout.print(f"supervisor's report of these calls: {written[0]} (and CSV files beside it)")
+
+

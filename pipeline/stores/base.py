@@ -50,6 +50,13 @@ class ArtifactStore(Protocol):
             StoreError: the store cannot be read.
         """
 
+    def list(self, prefix: str) -> list[str]:
+        """The keys under `prefix` (relative to the store), sorted.
+
+        Raises:
+            StoreError: the store cannot be listed.
+        """
+
     def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
         """Write atomically; with `only_if_absent`, write only if nothing is there yet and say whether it did.
 

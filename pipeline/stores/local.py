@@ -32,6 +32,14 @@ class FolderStore:
         except OSError as error:
             raise StoreError(f"{self.root}/{key}: cannot read: {error.strerror or error}") from error
 
+    def list(self, prefix: str) -> list[str]:
+        root = self.root.resolve()
+        base = self._path(prefix) if prefix else root
+        if not base.is_dir():
+            return []
+        return sorted(path.relative_to(root).as_posix() for path in base.rglob("*")
+                      if path.is_file() and not path.name.startswith("."))
+
     def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
         path = self._path(key)
         try:

@@ -28,6 +28,19 @@ class S3Store:
         except BotoCoreError as error:
             raise StoreError(f"{self.location}/{key}: cannot read: {error}") from error
 
+    def list(self, prefix: str) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        start = len(self.location.key(""))
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.location.bucket,
+                                                                          Prefix=self.location.key(prefix))
+            return sorted(item["Key"][start:] for page in pages for item in page.get("Contents", []))
+        except ClientError as error:
+            raise StoreError(f"{self.location}/{prefix}: cannot list: {_reason(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{self.location}/{prefix}: cannot list: {error}") from error
+
     def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 

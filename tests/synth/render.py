@@ -192,7 +192,9 @@ def write_manifest(out_dir: Path, dialogues: list[dict]) -> Path:
         for layout in ("stereo", "mono"):
             rows.append({"file": f"{dialogue['id']}.{layout}.mp3", "call_id": f"{dialogue['id']}-{layout}",
                          "direction": dialogue["direction"], "started_at": started,
-                         "manager_channel": dialogue["manager_channel"] if layout == "stereo" else ""})
+                         "manager_channel": dialogue["manager_channel"] if layout == "stereo" else "",
+                         "manager": dialogue.get("manager_id", ""), "manager_name": dialogue.get("manager_name", ""),
+                         "deal_id": dialogue.get("deal_id", "")})
     path = out_dir / "manifest.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -1,0 +1,73 @@
+"""`callqa report`: the supervisor's report from the artifact store (docs/report.md)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli.common import ConfigOption, ScorecardOption, app, expected_failures, stdout
+from pipeline.errors import ConfigError
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise ConfigError(f"{option}: {error} (use YYYY-MM-DD)") from error
+
+
+@app.command()
+@expected_failures
+def report(
+    since: Annotated[str | None, typer.Option("--since", help="First day (YYYY-MM-DD); default: 6 days before "
+                                              "--until.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last day, included (YYYY-MM-DD); default: "
+                                              "today.")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="A folder or s3://bucket/prefix (default: "
+                                              "./callqa-artifacts).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html and the CSV files.",
+                                      file_okay=False)] = Path("report"),
+    deals: Annotated[Path | None, typer.Option("--deals", help="Deals CSV (docs/report.md); default: "
+                                               "deals/deals.csv in the store, if there.", dir_okay=False)] = None,
+    scorecard: ScorecardOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Per-manager table (1-5 ratings), charts, phone funnel and calls to review, as HTML and CSV."""
+    from pipeline.logs import configure_logging, register_secrets
+    from pipeline.report import build_report, load_results, parse_deals, write_report
+    from pipeline.scoring import load_scorecard
+    from pipeline.scoring.apply import DEFAULT_SCORECARD
+    from pipeline.settings import load_settings
+    from pipeline.stores import open_store
+
+    configure_logging(0)
+    settings = load_settings(config, scorecard=scorecard)
+    register_secrets(settings)
+    last = _day(until, "--until") if until else datetime.now().astimezone().date()
+    first = _day(since, "--since") if since else last - timedelta(days=6)
+    if first > last:
+        raise ConfigError("--since is after --until")
+    local = datetime.now().astimezone().tzinfo
+    start = datetime.combine(first, time(), tzinfo=local)
+    end = datetime.combine(last + timedelta(days=1), time(), tzinfo=local)
+    card = load_scorecard(settings.scorecard or DEFAULT_SCORECARD).definition
+    artifact_store = open_store(store or settings.run.store, settings.s3)
+    results, unreadable = load_results(artifact_store)
+    for key in unreadable:
+        print(f"callqa: warning: {artifact_store.describe()}/{key}: not a callqa result, left out", file=sys.stderr)
+    deal_data = {}
+    if deals is not None:
+        if not deals.is_file():
+            raise ConfigError(f"deals file not found: {deals}")
+        deal_data = parse_deals(deals.read_text(encoding="utf-8"), str(deals))
+    elif (stored := artifact_store.read("deals/deals.csv")) is not None:
+        deal_data = parse_deals(stored.decode("utf-8"), f"{artifact_store.describe()}/deals/deals.csv")
+    built = build_report(results, deal_data, since=start, until=end, options=settings.report,
+                         criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()))
+    written = write_report(built, out)
+    stdout.print(f"{built.calls} calls of {len([m for m in built.managers if m.calls])} managers, "
+                 f"{first:%d.%m.%Y} – {last:%d.%m.%Y}; wrote {', '.join(str(p) for p in written)}")
