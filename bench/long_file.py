@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.audio import decode_all  # noqa: E402
+from pipeline.audio_write import write_audio  # noqa: E402
 from tests.conftest import SAMPLE_CALLS  # noqa: E402
-from tests.synth.encode import write_audio  # noqa: E402
 
 CALLQA = Path(sys.executable).with_name("callqa")
 

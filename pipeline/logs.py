@@ -11,10 +11,36 @@ import sys
 
 import structlog
 
-__all__ = ["configure_logging", "redact", "register_secrets"]
+__all__ = ["add_secret", "configure_logging", "redact", "register_secrets"]
 
 _SECRETS: set[str] = set()
 REDACTED = "***"
+# Libraries that log request URLs (httpx logs every request at INFO, URL and all): a webhook's secret is part of
+# its URL, so their records are redacted at the source, whatever handler later prints them.
+URL_LOGGERS = ("httpx", "httpcore", "urllib3", "botocore")
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            message = record.getMessage()
+            cleaned = redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def add_secret(secret: str) -> None:
+    """Never show this value in a log line (and filter the loggers that print URLs)."""
+    if len(secret) >= 4:
+        _SECRETS.add(secret)
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 def register_secrets(settings) -> None:
@@ -23,9 +49,7 @@ def register_secrets(settings) -> None:
 
     def walk(value) -> None:
         if isinstance(value, SecretStr):
-            secret = value.get_secret_value()
-            if len(secret) >= 4:
-                _SECRETS.add(secret)
+            add_secret(value.get_secret_value())
         elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
                 walk(getattr(value, name))
@@ -74,5 +98,5 @@ def configure_logging(verbosity: int = 0) -> None:
     # faster-whisper logs every file's duration at INFO; keep that for -vv. botocore's debug output shows
     # request signing details: never let it through.
     logging.getLogger("faster_whisper").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

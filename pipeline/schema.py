@@ -201,6 +201,7 @@ class CallMetadata(_Frozen):
     manager_id: str | None = Field(None, description="the manager's id at the source (Bitrix24 PORTAL_USER_ID)")
     manager_name: str | None = None
     deal_id: str | None = None
+    crm_target: str | None = Field(None, description="where the score comment goes: deal:ID, contact:ID, lead:ID")
 
 
 class CallResult(_Frozen):

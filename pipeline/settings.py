@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from pipeline.asr import AsrOptions
+from pipeline.bitrix24.settings import Bitrix24Settings
 from pipeline.errors import ConfigError
 from pipeline.metrics import MetricsOptions
 from pipeline.quality import QualityOptions
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
         s3: S3 endpoint and credentials (secrets: use CALLQA_S3__ACCESS_KEY_ID / CALLQA_S3__SECRET_ACCESS_KEY).
         run: the nightly run's source, store and cluster.
         report: the supervisor's report: bands of the 1-5 ratings, the success criterion, the deal link.
+        bitrix24: the portal (webhook or OAuth), its limits, where comments go, personal data protection.
     """
 
     model_config = SettingsConfigDict(env_prefix="CALLQA_", env_nested_delimiter="__", extra="forbid",
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     run: RunOptions = RunOptions()
     report: ReportOptions = ReportOptions()
+    bitrix24: Bitrix24Settings = Bitrix24Settings()
     asr: AsrOptions = AsrOptions()
     channels: ChannelOptions = ChannelOptions()
     metrics: MetricsOptions = MetricsOptions()

@@ -16,9 +16,9 @@ from pipeline.audio import (
     iter_blocks,
     probe,
 )
+from pipeline.audio_write import write_audio
 from pipeline.errors import AudioError
 from tests.conftest import SAMPLE_CALLS
-from tests.synth.encode import write_audio
 
 LEFT_HZ, RIGHT_HZ = 440.0, 1250.0
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.audio_write import write_audio
 from tests.conftest import SAMPLE_CALLS
-from tests.synth.encode import write_audio
 
 CALLQA = Path(sys.executable).with_name("callqa")
 

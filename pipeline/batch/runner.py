@@ -51,10 +51,12 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: Scor
     plugin_name = f"callqa-{job.run_id}"
     gpus = _gpu_workers(client)
     slots = job.settings.run.gpu_slots
-    client.register_plugin(CallqaWorkerPlugin(job, scoring, cpu_threads=asr_threads,
-                                              concurrent_calls=slots if gpus else 1), name=plugin_name)
-    asr_resources = {"GPU": 1} if gpus else None
     workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    # Each worker downloads with its own client: together they stay within the portal's rate.
+    client.register_plugin(CallqaWorkerPlugin(job, scoring, cpu_threads=asr_threads,
+                                              concurrent_calls=slots if gpus else 1, rate_share=1 / (workers + 1)),
+                           name=plugin_name)
+    asr_resources = {"GPU": 1} if gpus else None
     in_flight = job.settings.run.max_in_flight or 4 * (slots * gpus if gpus else workers)
     logger.info("run %s: %d calls, %d in flight, %s", job.run_id, len(records), in_flight,
                 f"{gpus} GPU workers" if gpus else f"{workers} CPU workers")

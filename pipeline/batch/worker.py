@@ -37,18 +37,20 @@ class CallqaWorkerPlugin(WorkerPlugin):
     """Per-worker state of one run: the job, the scoring setup, the source and store clients, the analyzer."""
 
     def __init__(self, job: BatchJob, scoring: ScoringSetup | None, *, cpu_threads: int = 0,
-                 concurrent_calls: int = 1) -> None:
+                 concurrent_calls: int = 1, rate_share: float = 1.0) -> None:
         self.job = job
         self.scoring = scoring
         self.cpu_threads = cpu_threads
         self.concurrent_calls = concurrent_calls
+        self.rate_share = rate_share  # of the CRM's request rate, shared by the workers
 
     def setup(self, worker) -> None:
         self.worker_name = str(worker.name)
 
     @functools.cached_property
     def source(self):
-        return open_source(self.job.source, self.job.settings.s3)
+        return open_source(self.job.source, self.job.settings.s3, self.job.settings.bitrix24,
+                           rate_share=self.rate_share)
 
     @functools.cached_property
     def store(self):
@@ -154,7 +156,8 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
             logger.exception("transcribing %s failed", record.call_id)
             return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin)
     metadata = CallMetadata(started_at=record.started_at.isoformat() if record.started_at else None,
-                            manager_id=record.manager, manager_name=record.manager_name, deal_id=record.deal_id)
+                            manager_id=record.manager, manager_name=record.manager_name, deal_id=record.deal_id,
+                            crm_target=record.crm_target)
     result = result.model_copy(update={"source": result.source.model_copy(update={"uri": record.uri}),
                                        "metadata": metadata})
     return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""), result=result)

@@ -64,6 +64,8 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Redo every call, even those already done.")] = False,
     rescore: Annotated[bool, typer.Option("--rescore", help="Only re-score stored transcripts (no audio, no "
                                           "ASR).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Bitrix24: print the comments instead of posting "
+                                          "them.")] = False,
     lexicons: LexiconsOption = None,
     scorecard: ScorecardOption = None,
     model: ModelOption = None,
@@ -94,7 +96,7 @@ def run(
     scoring = ScoringSetup.load(settings.lexicons, settings.scorecard)
     resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
     source_spec = options.source or str(DEFAULT_SOURCE)
-    call_source = open_source(source_spec, settings.s3)
+    call_source = open_source(source_spec, settings.s3, settings.bitrix24)
     artifact_store = open_store(options.store, settings.s3)
     run_id = f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
     try:
@@ -114,13 +116,49 @@ def run(
         stdout.print(f"Dask: {plan.describe() if plan else options.scheduler}; dashboard {client.dashboard_link}")
         summary = _run_with_progress(job, records, client, scoring, plan.asr_threads if plan else 0)
     _print_summary(summary)
+    publish_failed = 0
+    if source_spec == "bitrix24":
+        done = [o.call_id for o in summary.calls if o.status in ("processed", "rescored", "skipped")]
+        publish_failed = publish_results(artifact_store, done, settings, client=call_source.client, dry_run=dry_run)
     try:
         artifact_store.write(run_key(run_id), summary.model_dump_json(indent=2).encode())
     except StoreError as error:
         print(f"callqa: warning: the run summary was not stored: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
-    if summary.count("failed"):
+    if summary.count("failed") or publish_failed:
         raise typer.Exit(1)
+
+
+def publish_results(store, call_ids: list[str], settings, *, client=None, dry_run: bool = False) -> int:
+    """Post (or update) the score comments of these stored calls; prints a line per call; returns the failures."""
+    from rich.text import Text
+
+    from pipeline.bitrix24.settings import make_client
+    from pipeline.publish.bitrix24 import CommentPublisher
+    from pipeline.schema import CallResult
+    from pipeline.stores import result_key
+
+    results = []
+    for call_id in call_ids:
+        data = store.read(result_key(call_id))
+        if data:
+            results.append(CallResult.from_json(data))
+
+    def show(call_id: str, text: str) -> None:
+        stdout.print(Text(f"--- {call_id}\n{text}\n"))
+
+    client = client or make_client(settings.bitrix24)
+    publisher = CommentPublisher(client, store, protect_personal_data=settings.bitrix24.protect_personal_data,
+                                 dry_run=dry_run, show=show)
+    outcomes = publisher.publish(results)
+    for outcome in outcomes:
+        if outcome.status in ("failed", "skipped"):
+            stdout.print(f"comment {outcome.call_id}: {outcome.status}: {outcome.reason}")
+    counts = {status: sum(o.status == status for o in outcomes)
+              for status in ("posted", "updated", "unchanged", "skipped", "failed", "dry-run")}
+    stdout.print("Bitrix24 comments: " + ", ".join(f"{status} {count}" for status, count in counts.items() if count)
+                 + f" ({client.requests} requests to the portal)")
+    return counts["failed"]
 
 
 def _run_with_progress(job, records, client, scoring, asr_threads: int):

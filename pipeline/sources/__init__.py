@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
 from pipeline.s3 import S3Settings
 from pipeline.sources.base import CallRecord, CallSource, TimeWindow
 from pipeline.sources.local import FolderSource
@@ -11,10 +10,13 @@ from pipeline.sources.s3 import S3Source
 __all__ = ["CallRecord", "CallSource", "FolderSource", "S3Source", "TimeWindow", "open_source"]
 
 
-def open_source(spec: str, s3: S3Settings) -> CallSource:
-    """`--source`: a folder path or `s3://bucket/prefix`."""
+def open_source(spec: str, s3: S3Settings, bitrix24=None, *, rate_share: float = 1.0) -> CallSource:
+    """`--source`: a folder path, `s3://bucket/prefix` or `bitrix24` (settings in `bitrix24`)."""
     if spec.startswith("s3://"):
         return S3Source(spec, s3)
     if spec == "bitrix24":
-        raise ConfigError("the bitrix24 source is not available in this version (see the Bitrix24 issue)")
+        from pipeline.bitrix24.settings import Bitrix24Settings
+        from pipeline.bitrix24.source import Bitrix24Source
+
+        return Bitrix24Source(bitrix24 or Bitrix24Settings(), rate_share=rate_share)
     return FolderSource(spec)

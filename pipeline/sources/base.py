@@ -47,6 +47,8 @@ class CallRecord(BaseModel):
     deal_id: str | None = None
     started_at: datetime | None = None
     manager_channel: Literal["left", "right"] | None = None
+    crm_target: str | None = Field(None, description="where the score comment goes: deal:ID, contact:ID, lead:ID")
+    source_ref: str | None = Field(None, description="the source's own handle on the recording (a Disk file id)")
 
 
 class CallSource(Protocol):

@@ -1,4 +1,5 @@
-"""Writing test audio in any container/codec PyAV can encode (mp3, ogg/opus, m4a/aac, flac, wav)."""
+"""Writing audio in any container/codec PyAV can encode (mp3, ogg/opus, m4a/aac, flac, wav): for the sample-call
+generator, the tests, and the Bitrix24 sandbox (which serves recordings the way a PBX lays them out)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ FORMATS = {
 }
 # Opus only runs at these rates; other rates are resampled to 48 kHz by the encoder setup below.
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+__all__ = ["FORMATS", "write_audio"]
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate_hz: int, *, bitrate: int | None = None) -> Path:

@@ -1,0 +1,198 @@
+"""Writing score comments into Bitrix24, exactly once per call.
+
+- A ledger in the artifact store (`bitrix24/comments/<call_id>.json`: comment id, target, content hash) says
+  what was posted. A call already posted with the same text is left alone; a re-scored call whose text changed
+  gets its comment updated in place (`crm.timeline.comment.update`); a new call gets one comment.
+- Comments go out 50 to a `batch`: one request for 50 comments keeps a night's posting far below the portal's
+  2 requests a second.
+- A write sent without an answer (a timeout) is never repeated blindly: the target's comments are read back and
+  the call's marker (comment.py) searched for; only if it is not there is the comment posted again.
+- Calls with no score, with failed quality gates (too short, no speech, not Russian) or with nowhere to post get
+  no comment, with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pipeline.bitrix24.client import PAGE, Bitrix24Client
+from pipeline.bitrix24.errors import AmbiguousWrite, Bitrix24Error
+from pipeline.publish.comment import has_marker, render_comment
+from pipeline.schema import CallResult
+from pipeline.stores import ArtifactStore, StoreError
+
+__all__ = ["CommentPublisher", "PublishOutcome", "ledger_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def ledger_key(call_id: str) -> str:
+    return f"bitrix24/comments/{call_id}.json"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    call_id: str
+    status: str  # posted | updated | unchanged | skipped | failed | dry-run
+    reason: str = ""
+    comment_id: int | None = None
+    target: str | None = None
+
+
+@dataclass
+class _Write:
+    result: CallResult
+    text: str
+    target: str  # "deal:456"
+    comment_id: int | None  # set: an update of this comment
+
+    @property
+    def entity(self) -> tuple[str, str]:
+        kind, _, entity_id = self.target.partition(":")
+        return kind, entity_id
+
+    def command(self) -> tuple[str, dict]:
+        if self.comment_id is not None:
+            return "crm.timeline.comment.update", {"id": self.comment_id, "fields": {"COMMENT": self.text}}
+        kind, entity_id = self.entity
+        return "crm.timeline.comment.add", {"fields": {"ENTITY_ID": entity_id, "ENTITY_TYPE": kind,
+                                                       "COMMENT": self.text}}
+
+
+class CommentPublisher:
+    def __init__(self, client: Bitrix24Client, store: ArtifactStore, *, protect_personal_data: bool = True,
+                 dry_run: bool = False, show: Callable[[str, str], None] | None = None) -> None:
+        self.client, self.store = client, store
+        self.protect = protect_personal_data
+        self.dry_run = dry_run
+        self.show = show or (lambda call_id, text: None)
+
+    def _ledger(self, call_id: str) -> dict | None:
+        data = self.store.read(ledger_key(call_id))
+        return json.loads(data) if data else None
+
+    def _record(self, write: _Write, comment_id: int, *, created: bool) -> None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        previous = self._ledger(write.result.call_id) or {}
+        entry = {"call_id": write.result.call_id, "comment_id": comment_id, "target": write.target,
+                 "sha256": _sha(write.text), "scorecard_version": write.result.scorecard_version,
+                 "posted_at": previous.get("posted_at", now), "updated_at": now}
+        self.store.write(ledger_key(write.result.call_id), json.dumps(entry, indent=2).encode(),
+                         only_if_absent=created and not previous)
+
+    def _plan(self, result: CallResult) -> _Write | PublishOutcome:
+        call_id = result.call_id
+        if result.score is None:
+            return PublishOutcome(call_id, "skipped", "no score")
+        if not result.quality.passed:
+            failed = ", ".join(gate.id for gate in result.quality.gates if not gate.passed)
+            return PublishOutcome(call_id, "skipped", f"quality gates failed: {failed}")
+        target = result.metadata.crm_target
+        if not target:
+            return PublishOutcome(call_id, "skipped", "no deal, contact or lead to comment on")
+        text = render_comment(result, protect_personal_data=self.protect)
+        ledger = self._ledger(call_id)
+        if ledger and ledger.get("sha256") == _sha(text) and ledger.get("target") == target:
+            return PublishOutcome(call_id, "unchanged", "already posted", ledger.get("comment_id"), target)
+        comment_id = ledger.get("comment_id") if ledger and ledger.get("target") == target else None
+        return _Write(result, text, target, comment_id)
+
+    def publish(self, results: list[CallResult]) -> list[PublishOutcome]:
+        """Post or update the comment of every call that needs it; one outcome per call."""
+        outcomes: list[PublishOutcome] = []
+        writes: list[_Write] = []
+        for result in results:
+            try:
+                planned = self._plan(result)
+            except StoreError as error:
+                planned = PublishOutcome(result.call_id, "failed", str(error))
+            if isinstance(planned, PublishOutcome):
+                outcomes.append(planned)
+            else:
+                writes.append(planned)
+        if self.dry_run:
+            for write in writes:
+                self.show(write.result.call_id, write.text)
+            return outcomes + [PublishOutcome(w.result.call_id, "dry-run", target=w.target) for w in writes]
+        for first in range(0, len(writes), PAGE):
+            outcomes += self._send(writes[first: first + PAGE])
+        return outcomes
+
+    def _send(self, writes: list[_Write]) -> list[PublishOutcome]:
+        commands = {f"c{index}": write.command() for index, write in enumerate(writes)}
+        try:
+            batch = self.client.batch(commands, write=True)
+        except AmbiguousWrite:
+            logger.warning("a batch of %d comments got no answer: checking what reached the portal", len(writes))
+            return [self._resolve(write) for write in writes]
+        except Bitrix24Error as error:
+            return [PublishOutcome(w.result.call_id, "failed", str(error), target=w.target) for w in writes]
+        outcomes = []
+        for key, write in zip(commands, writes):
+            if key in batch.errors:
+                outcomes.append(PublishOutcome(write.result.call_id, "failed", str(batch.errors[key]),
+                                               target=write.target))
+            elif key in batch.results:
+                outcomes.append(self._done(write, int(batch.results[key])))
+            else:
+                outcomes.append(PublishOutcome(write.result.call_id, "failed", "no result in the batch",
+                                               target=write.target))
+        return outcomes
+
+    def _done(self, write: _Write, comment_id: int) -> PublishOutcome:
+        status = "updated" if write.comment_id is not None else "posted"
+        try:
+            self._record(write, comment_id, created=write.comment_id is None)
+        except StoreError as error:
+            # Posted, but not remembered: the marker finds it on the next run, so nothing is posted twice.
+            return PublishOutcome(write.result.call_id, "failed", f"posted, ledger not written: {error}",
+                                  comment_id, write.target)
+        return PublishOutcome(write.result.call_id, status, "", comment_id, write.target)
+
+    def _find(self, write: _Write) -> dict | None:
+        """The comment with this call's marker on the target, if any."""
+        kind, entity_id = write.entity
+        start = 0
+        while True:
+            page = self.client.call("crm.timeline.comment.list", {
+                "filter": {"ENTITY_ID": entity_id, "ENTITY_TYPE": kind}, "select": ["ID", "COMMENT"],
+                "order": {"ID": "DESC"}, "start": start})
+            for comment in page.get("result") or []:
+                if has_marker(str(comment.get("COMMENT", "")), write.result.call_id):
+                    return comment
+            if "next" not in page:
+                return None
+            start = int(page["next"])
+
+    def _resolve(self, write: _Write, attempts: int = 3) -> PublishOutcome:
+        """After a write without an answer: look, then write only what is missing; again if that write gets no
+        answer either (a bad night can lose two answers in a row)."""
+        error: Bitrix24Error | None = None
+        for _ in range(attempts):
+            try:
+                found = self._find(write)
+                if found is not None:
+                    if str(found.get("COMMENT", "")).strip() == write.text.strip():
+                        return self._done(write, int(found["ID"]))
+                    retry = _Write(write.result, write.text, write.target, int(found["ID"]))
+                else:
+                    retry = write
+                method, params = retry.command()
+                comment_id = self.client.result(method, params, write=True)
+                return self._done(retry, int(comment_id))
+            except AmbiguousWrite as ambiguous:
+                error = ambiguous
+                continue
+            except Bitrix24Error as failure:
+                return PublishOutcome(write.result.call_id, "failed", str(failure), target=write.target)
+        return PublishOutcome(write.result.call_id, "failed", f"{error}; the next run checks again",
+                              target=write.target)
