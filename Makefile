@@ -55,6 +55,7 @@ bench: model
 	$(BIN)/python bench/rescore.py
 	$(BIN)/python bench/long_file.py
 	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/bitrix24.py
 
 samples: venv system-deps
 	$(BIN)/python -m tests.synth.render --out tests/data/calls

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact"]
+__all__ = ["redact", "redact_words"]
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 SNILS = re.compile(r"\b\d{3}[- ]?\d{3}[- ]?\d{3}[- ]\d{2}\b")
@@ -66,3 +66,45 @@ def redact(text: str) -> str:
     text = _replace(PASSPORT, "[номер документа скрыт]", text, money_check=True)
     text = _replace(LONG_DIGITS, "[номер скрыт]", text, money_check=True)
     return _redact_number_words(text)
+
+
+def redact_words(words: list) -> list:
+    """Words (pipeline.schema.Word) with every word that is part of personal data replaced by a placeholder.
+
+    Numbers span several recognised words ("+7", "915", "123-45-67"), so the redaction runs on each speaker's
+    run of words joined together, and every word that overlaps a redacted stretch is replaced.
+    """
+    redacted = list(words)
+    runs: list[list[int]] = []
+    for index, word in enumerate(words):
+        if runs and words[runs[-1][-1]].speaker == word.speaker:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    for run in runs:
+        text, spans = "", []
+        for index in run:
+            if text:
+                text += " "
+            spans.append((len(text), len(text) + len(words[index].text), index))
+            text += words[index].text
+        cleaned = redact(text)
+        if cleaned == text:
+            continue
+        kept = _kept_characters(text, cleaned)
+        for start, end, index in spans:
+            if not all(kept[start:end]):
+                redacted[index] = words[index].model_copy(update={"text": "[скрыто]"})
+    return redacted
+
+
+def _kept_characters(original: str, cleaned: str) -> list[bool]:
+    """For each character of `original`, whether it survived into `cleaned` (placeholders replace the rest)."""
+    import difflib
+
+    kept = [False] * len(original)
+    matcher = difflib.SequenceMatcher(a=original, b=cleaned, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for offset in range(block.size):
+            kept[block.a + offset] = True
+    return kept

@@ -249,3 +249,29 @@ def test_reference_json_examples_parse(tmp_path: Path) -> None:
     assert row["CALL_START_DATE"].endswith("+03:00") and body["total"] == 1
     assert {"start", "finish", "duration", "operating_reset_at"} <= set(body["time"])
     json.dumps(body)
+
+
+def test_stored_transcripts_can_be_redacted_word_by_word() -> None:
+    from pipeline.pii import redact_words
+    from pipeline.schema import Word
+
+    said = ["Запишите", "мой", "номер:", "+7", "915", "123-45-67,", "и", "почту", "ivan@mail.ru.", "Стоимость",
+            "180", "тысяч", "рублей."]
+    words = [Word(start=i, end=i + 0.5, text=t, speaker="right", role="client", prob=0.9) for i, t in enumerate(said)]
+    cleaned = [w.text for w in redact_words(words)]
+    assert cleaned == ["Запишите", "мой", "номер:", "[скрыто]", "[скрыто]", "[скрыто]", "и", "почту", "[скрыто]",
+                       "Стоимость", "180", "тысяч", "рублей."]
+
+
+def test_a_call_with_only_a_record_url_is_downloaded_from_it(tmp_path: Path) -> None:
+    portal = _portal(tmp_path, calls=1)
+    with serve(portal) as running:
+        row = portal.calls[0]
+        file_id = str(row["RECORD_FILE_ID"])
+        row["RECORD_FILE_ID"] = None  # a PBX that only gave a link
+        row["CALL_RECORD_URL"] = (f"{running.base_url}/rest/download.json?auth=x&"
+                                  f"token={running.sandbox.download_token(file_id)}")
+        source = Bitrix24Source(Bitrix24Settings(webhook=SecretStr(running.webhook_url)))
+        record = source.list_calls(WINDOW)[0]
+        assert record.source_ref.startswith("url:") and source.late == []
+        assert source.fetch(record, tmp_path).read_bytes() == portal.files[file_id]

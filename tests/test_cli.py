@@ -150,7 +150,7 @@ def test_the_documented_config_file_is_valid(tmp_path: Path) -> None:
     assert load_settings(config).model_dump() == Settings().model_dump()  # the documented values are the defaults
 
 
-def test_demo_analyses_samples_and_builds_the_report(tmp_path: Path) -> None:
+def test_demo_runs_the_loop_against_the_sandbox(tmp_path: Path) -> None:
     call = min(SAMPLE_CALLS, key=lambda c: c.duration_s)
     samples = tmp_path / "samples"
     samples.mkdir()
@@ -161,7 +161,12 @@ def test_demo_analyses_samples_and_builds_the_report(tmp_path: Path) -> None:
         "7,Ирина Петрова,99\n", encoding="utf-8")
     done = run("demo", "--samples", str(samples), "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
-    result = json.loads((tmp_path / "out" / f"{call.call_id}.json").read_text(encoding="utf-8"))
-    assert result["metadata"]["manager_name"] == "Ирина Петрова" and result["score"] is not None
-    assert "score" in done.stdout and "talk ratio (manager)" in done.stdout
+    results = list((tmp_path / "out" / "results").glob("*.json"))
+    assert len(results) == 1
+    result = json.loads(results[0].read_text(encoding="utf-8"))
+    assert result["metadata"]["manager_name"] == "Ирина Петрова" and result["metadata"]["crm_target"] == "deal:99"
+    assert result["score"] is not None
+    assert "Bitrix24 comments: posted 1" in done.stdout
+    assert "Сделка 99, менеджер Ирина Петрова:" in done.stdout and "[B]Оценка звонка:" in done.stdout
+    assert "talk ratio (manager)" in done.stdout
     assert "Ирина Петрова" in (tmp_path / "out" / "report" / "report.html").read_text(encoding="utf-8")

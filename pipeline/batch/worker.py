@@ -163,6 +163,16 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""), result=result)
 
 
+def _redacted(result: CallResult, job: BatchJob) -> CallResult:
+    """The transcript with personal data hidden in its words and turns, before anything is stored."""
+    from pipeline.pii import redact_words
+    from pipeline.turns import build_turns
+
+    words = redact_words(result.words)
+    return result.model_copy(update={"words": words,
+                                     "turns": build_turns(words, max_pause_s=job.settings.turn_max_pause_s)})
+
+
 def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> CallOutcome:
     """Score and store one transcribed call; `audio.json` is written last and marks the call complete."""
     plugin = _plugin(plugin_name)
@@ -176,6 +186,8 @@ def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> Cal
             # the call is done once, not twice.
             return CallOutcome(call_id=record.call_id, status="processed", reason="already stored by this run",
                                audio_s=transcript.duration_s, worker=plugin.worker_name)
+        if job.settings.bitrix24.redact_stored_transcripts:
+            transcript = _redacted(transcript, job)
         result = apply_scoring(transcript, plugin.scoring) if plugin.scoring else transcript
         store.write(transcript_key(record.call_id), transcript.to_json().encode())
         store.write(result_key(record.call_id), result.to_json().encode())

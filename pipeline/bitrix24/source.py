@@ -61,8 +61,9 @@ class Bitrix24Source:
             ">=CALL_START_DATE": window.since.isoformat(timespec="seconds"),
             "<CALL_START_DATE": window.until.isoformat(timespec="seconds"),
             "CALL_FAILED_CODE": "200", ">=CALL_DURATION": self.settings.min_duration_s}}, upper=True))
-        with_record = [row for row in rows if row.get("RECORD_FILE_ID")]
-        self.late = [row["CALL_ID"] for row in rows if not row.get("RECORD_FILE_ID")]
+        # The recording: the Disk file (RECORD_FILE_ID) or, when a PBX gave only a link, CALL_RECORD_URL.
+        with_record = [row for row in rows if row.get("RECORD_FILE_ID") or row.get("CALL_RECORD_URL")]
+        self.late = [row["CALL_ID"] for row in rows if not (row.get("RECORD_FILE_ID") or row.get("CALL_RECORD_URL"))]
         if self.late:
             logger.info("%d answered calls have no recording yet; the next run picks them up", len(self.late))
         bindings = self._bindings([row["CRM_ACTIVITY_ID"] for row in with_record if row.get("CRM_ACTIVITY_ID")])
@@ -72,7 +73,10 @@ class Bitrix24Source:
             deal, target = self._target(row, bindings.get(str(row.get("CRM_ACTIVITY_ID")), []))
             records.append(CallRecord(
                 call_id=row["CALL_ID"], uri=f"bitrix24://{httpx.URL(self.portal).host}/call/{row['CALL_ID']}",
-                fingerprint=f"disk:{row['RECORD_FILE_ID']}", source_ref=str(row["RECORD_FILE_ID"]),
+                fingerprint=(f"disk:{row['RECORD_FILE_ID']}" if row.get("RECORD_FILE_ID")
+                             else f"url:{row['CALL_RECORD_URL']}"),
+                source_ref=(str(row["RECORD_FILE_ID"]) if row.get("RECORD_FILE_ID")
+                            else f"url:{row['CALL_RECORD_URL']}"),
                 manager=row.get("PORTAL_USER_ID"), manager_name=names.get(str(row.get("PORTAL_USER_ID"))),
                 direction=DIRECTIONS.get(str(row.get("CALL_TYPE"))), deal_id=deal, crm_target=target,
                 started_at=datetime.fromisoformat(row["CALL_START_DATE"])))
@@ -117,12 +121,17 @@ class Bitrix24Source:
         return names
 
     def fetch(self, record: CallRecord, workdir: Path) -> Path:
+        limit = self.settings.max_download_mb * 1_000_000
         try:
-            # A fresh link every time: it embeds a token that expires (reference 3.2).
-            file_info = self.client.result("disk.file.get", {"id": record.source_ref})
-            data, content_type = self.client.download(file_info["DOWNLOAD_URL"],
-                                                      max_bytes=self.settings.max_download_mb * 1_000_000,
-                                                      referer=self.portal + "/")
+            if (record.source_ref or "").startswith("url:"):
+                file_info = {"NAME": record.source_ref.rsplit("/", 1)[-1].split("?")[0]}
+                data, content_type = self.client.download(record.source_ref[4:], max_bytes=limit,
+                                                          referer=self.portal + "/")
+            else:
+                # A fresh link every time: it embeds a token that expires (reference 3.2).
+                file_info = self.client.result("disk.file.get", {"id": record.source_ref})
+                data, content_type = self.client.download(file_info["DOWNLOAD_URL"], max_bytes=limit,
+                                                          referer=self.portal + "/")
         except Bitrix24Error as error:
             raise CallError(record.uri, f"cannot download the recording: {error}") from error
         if not looks_like_audio(data, content_type):

@@ -81,69 +81,74 @@ def analyze(
 @app.command()
 @expected_failures
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the result JSON files.")] = Path("demo-output"),
-    samples: Annotated[Path, typer.Option("--samples", help="Folder of sample calls (*.mp3).")] = SAMPLE_CALLS,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the results, the store and the report.")]
+    = Path("demo-output"),
+    samples: Annotated[Path, typer.Option("--samples", help="Folder of sample calls with manifest.csv.")]
+    = SAMPLE_CALLS,
     model: ModelOption = None,
     device: DeviceOption = None,
     verbose: VerboseOption = 0,
 ) -> None:
-    """Analyse the bundled sample calls (every stereo call and one mono mix), show what came out, and build the
-    supervisor's report of them."""
-    import time
-    from datetime import datetime, timedelta
+    """The whole loop on the bundled sample calls: a local Bitrix24 portal holding yesterday's calls, the nightly
+    run analysing and scoring them and commenting in their deals, what a manager reads, and the supervisor's
+    report."""
+    from datetime import date, datetime, timedelta
 
-    from pipeline.analyze import CallAnalyzer
+    from pydantic import SecretStr
+    from rich.rule import Rule
+    from rich.text import Text
+
+    from pipeline.bitrix24.sandbox import MSK, Portal, serve
+    from pipeline.cli.run import perform_run
     from pipeline.errors import ConfigError
     from pipeline.fileio import write_text_atomic
     from pipeline.logs import configure_logging
-    from pipeline.report import build_report, write_report
-    from pipeline.report.compute import call_time
-    from pipeline.schema import CallMetadata
-    from pipeline.scoring.apply import ScoringSetup
+    from pipeline.report import build_report, load_results, write_report
+    from pipeline.scoring import load_scorecard
+    from pipeline.scoring.apply import DEFAULT_SCORECARD
     from pipeline.settings import load_settings
-    from pipeline.sources.manifest import MANIFEST_NAME, parse_manifest
+    from pipeline.sources.base import TimeWindow
     from pipeline.summary import render_summary
 
     configure_logging(verbose)
-    stereo = sorted(samples.glob("*.stereo.mp3"))
-    mono = sorted(samples.glob("*.mono.mp3"))[:1]
-    if not stereo and not mono:
-        raise ConfigError(f"no sample calls (*.stereo.mp3, *.mono.mp3) in {samples}")
-    # The samples' manifest says what a PBX or Bitrix24 would: the manager's side, direction, manager, deal.
-    manifest_path = samples / MANIFEST_NAME
-    manifest = (parse_manifest(manifest_path.read_text(encoding="utf-8"), str(manifest_path))
-                if manifest_path.is_file() else {})
-    settings = load_settings(model=model, device=device.value if device else None)
-    started = time.perf_counter()
-    scoring = ScoringSetup.load(settings.lexicons, settings.scorecard)
-    analyzer = CallAnalyzer(settings, scoring=scoring)
-    stdout.print(f"ASR model {analyzer.asr_model.name} on {analyzer.asr_model.device} "
-                 f"({analyzer.asr_model.compute_type}); results go to {out}/\n")
-    audio_s = 0.0
-    results = []
-    for path in stereo + mono:
-        row = manifest.get(path.name, {})
-        result = analyzer.analyze(path, call_id=row.get("call_id") or path.name.removesuffix(".mp3"),
-                                  manager_channel=row.get("manager_channel"), direction=row.get("direction"))
-        started_at = row.get("started_at")
-        result = result.model_copy(update={"metadata": CallMetadata(
-            started_at=started_at.isoformat() if started_at else None, manager_id=row.get("manager"),
-            manager_name=row.get("manager_name"), deal_id=row.get("deal_id"))})
-        results.append(result)
-        target = out / f"{result.call_id}.json"
-        write_text_atomic(target, result.to_json())
-        audio_s += result.duration_s
-        stdout.print(render_summary(result, max_turns=6, json_path=str(target)))
+    if not (samples / "manifest.csv").is_file():
+        raise ConfigError(f"no sample calls with a manifest.csv in {samples}")
+    yesterday = date.today() - timedelta(days=1)
+    portal = Portal.from_folder(samples, day=yesterday)
+    start = datetime.combine(yesterday, datetime.min.time(), tzinfo=MSK)
+    with serve(portal) as sandbox:
+        stdout.print(Rule("1. A local Bitrix24 portal"))
+        stdout.print(f"{sandbox.base_url}: {sum(r['CALL_FAILED_CODE'] == '200' for r in portal.calls)} answered and "
+                     f"{sum(r['CALL_FAILED_CODE'] != '200' for r in portal.calls)} missed calls of "
+                     f"{yesterday:%d.%m.%Y}, {len(portal.deals)} deals, {len(portal.users)} managers\n")
+        settings = load_settings(model=model, device=device.value if device else None)
+        settings = settings.model_copy(update={
+            "bitrix24": settings.bitrix24.model_copy(update={"webhook": SecretStr(sandbox.webhook_url)}),
+            "run": settings.run.model_copy(update={"source": "bitrix24", "store": str(out / "store")})})
+        stdout.print(Rule("2. The nightly run: callqa run --source bitrix24 --date yesterday"))
+        summary, store, _ = perform_run(settings, window=TimeWindow(since=start, until=start + timedelta(days=1)),
+                                        label="yesterday")
+    results, _ = load_results(store)
+    results.sort(key=lambda r: r.metadata.started_at or "")
+    stdout.print(Rule("3. What was heard"))
+    for result in results:
+        target = write_text_atomic(out / "results" / f"{result.call_id}.json", result.to_json())
+        stdout.print(render_summary(result, max_turns=4, json_path=str(target)))
         stdout.print()
-    elapsed = time.perf_counter() - started
-    stdout.print(f"{len(stereo) + len(mono)} calls, {audio_s:.0f} s of audio in {elapsed:.0f} s "
-                 f"({audio_s / elapsed:.1f}x realtime, model load included); results in {out}/")
-    first = min(call_time(result) for result in results)
-    day = datetime.combine(first.date(), datetime.min.time(), tzinfo=first.tzinfo)
-    card = scoring.scorecard.definition
-    report = build_report(results, {}, since=day, until=day + timedelta(days=1), options=settings.report,
+    stdout.print(Rule("4. What a manager reads in the deal"))
+    shown = 0
+    for result in results:
+        deal = (result.metadata.crm_target or "").removeprefix("deal:")
+        posted = [c for c in portal.comments.values() if c["ENTITY_TYPE"] == "deal" and c["ENTITY_ID"] == deal]
+        if posted and shown < 2:
+            stdout.print(Text(f"Сделка {deal}, менеджер {result.metadata.manager_name}:", style="bold"))
+            stdout.print(Text(posted[0]["COMMENT"]))
+            stdout.print()
+            shown += 1
+    card = load_scorecard(settings.scorecard or DEFAULT_SCORECARD).definition
+    report = build_report(results, {}, since=start, until=start + timedelta(days=1), options=settings.report,
                           criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()))
     written = write_report(report, out / "report")
-    stdout.print(f"supervisor's report of these calls: {written[0]} (and CSV files beside it)")
-
-
+    stdout.print(Rule("5. The supervisor's report"))
+    stdout.print(f"{written[0]} (and CSV files beside it); {len(portal.comments)} comments in the portal; "
+                 f"{summary.audio_s:.0f} s of audio in {summary.wall_s:.0f} s; results in {out / 'results'}/")

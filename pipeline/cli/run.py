@@ -74,15 +74,8 @@ def run(
     verbose: VerboseOption = 0,
 ) -> None:
     """Analyse every call of a day (or a whole folder) on Dask and store the artifacts; resumable."""
-    import models
-    from pipeline.batch import BatchJob
-    from pipeline.batch.cluster import open_cluster
-    from pipeline.batch.job import AsrIdentity
     from pipeline.logs import configure_logging, register_secrets
-    from pipeline.scoring.apply import ScoringSetup
-    from pipeline.settings import DEFAULT_SOURCE, load_settings
-    from pipeline.sources import open_source
-    from pipeline.stores import StoreError, open_store, run_key
+    from pipeline.settings import load_settings
 
     configure_logging(verbose)
     settings = load_settings(config, model=model, device=device.value if device else None, lexicons=lexicons,
@@ -92,6 +85,30 @@ def run(
         "source": source, "store": store, "scheduler": scheduler, "workers": workers}.items() if value is not None})
     settings = settings.model_copy(update={"run": options})
     window = _window(day, since, until)
+    label = day or (f"{since} - {until}" if window else "")
+    summary, _, publish_failed = perform_run(settings, window=window, label=label, force=force, rescore=rescore,
+                                             dry_run=dry_run)
+    if summary.count("failed") or publish_failed:
+        raise typer.Exit(1)
+
+
+def perform_run(settings, *, window=None, label: str = "", force: bool = False, rescore: bool = False,
+                dry_run: bool = False):
+    """The run itself (also the demo's): returns (summary, the store, comments that failed to post).
+
+    Raises:
+        typer.Exit(1): the run summary could not be stored (after everything else was done and reported).
+    """
+    import models
+    from pipeline.batch import BatchJob
+    from pipeline.batch.cluster import open_cluster
+    from pipeline.batch.job import AsrIdentity
+    from pipeline.scoring.apply import ScoringSetup
+    from pipeline.settings import DEFAULT_SOURCE
+    from pipeline.sources import open_source
+    from pipeline.stores import StoreError, open_store, run_key
+
+    options = settings.run
     # Everything that can be wrong with the setup is found before any call is touched.
     scoring = ScoringSetup.load(settings.lexicons, settings.scorecard)
     resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
@@ -109,8 +126,7 @@ def run(
                    lexicon_version=scoring.lexicons.version if scoring.lexicons else None,
                    scorecard_version=scoring.scorecard.version if scoring.scorecard else None,
                    force=force, rescore_only=rescore)
-    what = f"{len(records)} calls from {call_source.describe()}" + (f" ({day or f'{since} - {until}'})"
-                                                                     if window else "")
+    what = f"{len(records)} calls from {call_source.describe()}" + (f" ({label})" if label else "")
     stdout.print(f"run {run_id}: {what} -> {artifact_store.describe()}")
     with open_cluster(options, settings.device) as (client, plan):
         stdout.print(f"Dask: {plan.describe() if plan else options.scheduler}; dashboard {client.dashboard_link}")
@@ -125,8 +141,7 @@ def run(
     except StoreError as error:
         print(f"callqa: warning: the run summary was not stored: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
-    if summary.count("failed") or publish_failed:
-        raise typer.Exit(1)
+    return summary, artifact_store, publish_failed
 
 
 def publish_results(store, call_ids: list[str], settings, *, client=None, dry_run: bool = False) -> int:
