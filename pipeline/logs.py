@@ -63,6 +63,13 @@ def redact(text: str) -> str:
     return text
 
 
+def _without_traceback(logger, method_name, event_dict: dict) -> dict:
+    """At the default verbosity a library's error is one line: its traceback is for -v."""
+    event_dict.pop("exc_info", None)
+    event_dict.pop("exception", None)
+    return event_dict
+
+
 def _redact_event(logger, method_name, event_dict: dict) -> dict:
     # The last line of defence: secrets are kept out of messages in the first place (SecretStr, URIs without
     # credentials), but a library's exception text could still carry one.
@@ -87,9 +94,10 @@ def configure_logging(verbosity: int = 0) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    tracebacks = [] if verbosity else [_without_traceback]
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_event,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_event, *tracebacks,
                     structlog.dev.ConsoleRenderer(colors=False)],
     ))
     root = logging.getLogger()
@@ -98,5 +106,8 @@ def configure_logging(verbosity: int = 0) -> None:
     # faster-whisper logs every file's duration at INFO; keep that for -vv. botocore's debug output shows
     # request signing details: never let it through.
     logging.getLogger("faster_whisper").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    # Dask's client reports the connections its own shutdown closes as errors with tracebacks: not actionable.
+    for name in ("distributed.batched", "distributed.comm", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.CRITICAL)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
