@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -34,14 +35,17 @@ from pipeline.audio import (
     iter_blocks,
     probe,
 )
+from pipeline.errors import DiarizationError
+from pipeline.lexicon import LexiconSet
 from pipeline.metrics import compute_metrics, talk_by_speaker
 from pipeline.quality import assess_quality
-from pipeline.roles import channel_index, roles_from_channel_map
+from pipeline.roles import channel_index, roles_from_channel_map, roles_of_mono_call
 from pipeline.schema import (
     AsrModelInfo,
     CallResult,
     ModelInfo,
     Role,
+    RoleDetection,
     SourceInfo,
     Speaker,
     SpeakerModelInfo,
@@ -58,10 +62,14 @@ from pipeline.speakers import (
     mark_overlaps,
     single_speaker,
 )
+from pipeline.speakers.assign import assign_speakers
+from pipeline.speakers.diarization import DiarizerSession, load_diarizer
 from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find_overlap_windows
+from pipeline.speakers.voices import VoiceWindows, embed_speech
 from pipeline.turns import build_turns
+from pipeline.voiceprints import Voiceprint, mean_voice
 
-__all__ = ["CallAnalyzer", "ProgressHook"]
+__all__ = ["CallAnalysis", "CallAnalyzer", "ProgressHook"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,33 +82,62 @@ def _no_progress(step: str, *, completed: float | None = None, total: float | No
 
 
 class _Transcript:
-    """Words gathered block by block, per transcribed stream (the mix, or each channel)."""
+    """What the blocks of one call leave behind: words per transcribed stream (the mix, or each channel), overlap
+    patches, the diarizer's session (calls that may be mono) and the manager leg's voice windows (stereo)."""
 
     def __init__(self) -> None:
         self.by_stream: dict[int | None, list[AsrWord]] = {}
         self.overlap_patches: list[OverlapPatch] = []
+        self.diarization: DiarizerSession | None = None
+        self.manager_voice: VoiceWindows | None = None
         self.dropped_hallucinations = 0
         self.language: tuple[str, float, float] | None = None
 
 
+@dataclass(frozen=True)
+class CallAnalysis:
+    """`analyze_call`'s output: the result, and the manager's voice sample from a stereo call when asked for."""
+
+    result: CallResult
+    manager_voice: np.ndarray | None = None  # (256,) unit length, resemblyzer space
+    manager_speech_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Speakers:
+    words: list[SpeakerWord]
+    roles: dict[str, Role]
+    detection: RoleDetection
+    backend: tuple[str, str]  # name, version
+    confidence: dict[str, float | None]
+    warnings: list[str]
+
+
 class CallAnalyzer:
-    """Analyses recordings with one loaded ASR model.
+    """Analyses recordings with one loaded ASR model (and, for mono calls, one loaded diarizer).
 
     Raises (from `analyze`):
         AudioError: the recording cannot be decoded (the message names the file and the reason).
     """
 
     def __init__(self, settings: Settings, *, asr_model: AsrModel | None = None,
-                 scoring: ScoringSetup | None = None, concurrent_calls: int = 1) -> None:
+                 scoring: ScoringSetup | None = None, role_lexicons: LexiconSet | None = None,
+                 concurrent_calls: int = 1) -> None:
         """
         Args:
             settings: all options.
             asr_model: an already loaded model (default: load `settings.model`).
             scoring: lexicons and scorecard to fill `hits` and `score` with (default: none, both empty).
+            role_lexicons: lexicons whose role cues tell manager from client in mono calls (default: the
+                scoring's lexicons). A batch worker that scores elsewhere passes them here.
             concurrent_calls: how many threads may transcribe with this model at once (a GPU batch worker).
+
+        Raises:
+            ModelError, ConfigError: the ASR model or the configured diarizer cannot be loaded.
         """
         self.settings = settings
         self.scoring = scoring
+        self.role_lexicons = role_lexicons or (scoring.lexicons if scoring else None)
         self.asr_options = settings.asr
         if scoring and scoring.lexicons and settings.lexicon_hotwords and not settings.asr.hotwords:
             self.asr_options = settings.asr.model_copy(update={"hotwords": scoring.lexicons.hotwords()})
@@ -109,16 +146,24 @@ class CallAnalyzer:
             asr_model = load_asr(resolved.name, str(resolved.path), resolved.sha256, settings.device,
                                  settings.compute_type, settings.cpu_threads, concurrent_calls)
         self.asr_model = asr_model
+        # Loaded now, so a missing pyannote pipeline is refused before any call is touched.
+        self.diarizer = load_diarizer(settings.speakers)
 
-    def analyze(
+    def analyze(self, path: str | Path | AudioInfo, **options) -> CallResult:
+        """Analyse one recording; the options are `analyze_call`'s."""
+        return self.analyze_call(path, **options).result
+
+    def analyze_call(
         self,
         path: str | Path | AudioInfo,
         *,
         call_id: str | None = None,
         direction: Literal["in", "out"] | None = None,
         manager_channel: Literal["left", "right"] | None = None,
+        voiceprint: Voiceprint | None = None,
+        collect_manager_voice: bool = False,
         hook: ProgressHook | None = None,
-    ) -> CallResult:
+    ) -> CallAnalysis:
         """Analyse one recording.
 
         Args:
@@ -126,6 +171,8 @@ class CallAnalyzer:
             call_id: the call's id in its source; default: derived from the file's sha256.
             direction: in (the client called) or out (the manager called), when known.
             manager_channel: overrides the configured stereo channel of the manager.
+            voiceprint: the call's manager's voiceprint (voiceprints.py), evidence for the roles in a mono call.
+            collect_manager_voice: in a stereo call, also embed the manager's leg (a voiceprint sample).
             hook: progress callback, `hook(step, completed=seconds, total=seconds)`.
         """
         hook = hook or _no_progress
@@ -139,16 +186,22 @@ class CallAnalyzer:
         for block in iter_blocks(info, block_s=settings.block_s):
             block_levels = track.add(block)
             self._transcribe_block(block, info, transcript)
+            self._follow_voices(block, info, track, transcript, manager_channel=channel_index(manager_side),
+                                collect_manager_voice=collect_manager_voice)
             if self._retranscribe_overlaps(info, track):
                 self._transcribe_overlaps(block, block_levels, transcript)
             duration_s = block.start_s + block.duration_s
             hook("asr", completed=duration_s, total=max(total_s or 0.0, duration_s))
         layout = decide_layout(info, track)
-        speaker_words, roles = self._attribute(transcript, track, layout, channel_index(manager_side))
+        if layout.layout == "stereo":
+            speakers = self._stereo_speakers(transcript, track, channel_index(manager_side))
+        else:
+            speakers = self._mono_speakers(transcript, layout, direction=direction, voiceprint=voiceprint)
+        roles = speakers.roles
         activity = channel_activity(track.frame_db, self.settings.channels) if layout.layout == "stereo" else None
         words = [Word(start=sw.word.start, end=sw.word.end, text=sw.word.text, speaker=sw.speaker,
                       role=roles.get(sw.speaker, "unknown"), prob=sw.word.prob, overlap=sw.overlap)
-                 for sw in sorted(speaker_words, key=lambda sw: (sw.word.start, sw.word.end))]
+                 for sw in sorted(speakers.words, key=lambda sw: (sw.word.start, sw.word.end))]
         turns = build_turns(words, max_pause_s=settings.turn_max_pause_s)
         metrics = compute_metrics(words, turns, settings.metrics, activity=activity)
         quality = assess_quality(duration_s=duration_s, metrics=metrics, word_count=len(words),
@@ -165,10 +218,11 @@ class CallAnalyzer:
             language=settings.asr.language,
             direction=direction,
             manager_channel=channel_index(manager_side) if layout.layout == "stereo" else None,
-            model=self._model_info(layout),
-            warnings=self._warnings(layout, quality, transcript),
+            role_detection=speakers.detection,
+            model=self._model_info(speakers.backend),
+            warnings=self._warnings(quality, transcript, speakers),
             quality=quality,
-            speakers=self._speakers(layout, roles, talk_by_speaker(words, settings.metrics.fill_gap_s)),
+            speakers=self._speaker_list(layout, speakers, talk_by_speaker(words, settings.metrics.fill_gap_s)),
             words=words,
             turns=turns,
             metrics=metrics,
@@ -178,7 +232,12 @@ class CallAnalyzer:
         if self.scoring is not None:
             result = apply_scoring(result, self.scoring)
         hook("done", completed=duration_s, total=duration_s)
-        return result
+        manager_voice = transcript.manager_voice if layout.layout == "stereo" else None
+        if manager_voice is not None and len(manager_voice):
+            return CallAnalysis(result=result, manager_voice=mean_voice(manager_voice.matrix()),
+                                manager_speech_s=round(len(manager_voice) / settings.speakers.voices.windows_per_s,
+                                                       1))
+        return CallAnalysis(result=result)
 
     def _transcribe_block(self, block: AudioBlock, info: AudioInfo, transcript: _Transcript) -> None:
         options = self.asr_options
@@ -215,27 +274,77 @@ class CallAnalyzer:
             transcript.overlap_patches.append(OverlapPatch(start=start, end=end, words=words))
             logger.info("re-transcribed overlap %.1f-%.1f s per channel", start, end)
 
-    def _attribute(self, transcript: _Transcript, track: LevelTrack, layout: ChannelLayout,
-                   manager_channel: int) -> tuple[list[SpeakerWord], dict[str, Role]]:
+    def _follow_voices(self, block: AudioBlock, info: AudioInfo, track: LevelTrack, transcript: _Transcript, *,
+                       manager_channel: int, collect_manager_voice: bool) -> None:
+        """Feed the diarizer while the call looks mono (a mono file, dual mono, a dead leg), and embed the
+        manager's leg while it looks stereo when a voiceprint sample is wanted."""
+        looks_mono = decide_layout(info, track).layout == "mono"
+        if looks_mono and self.diarizer is not None:
+            if transcript.diarization is None:
+                transcript.diarization = self.diarizer.session()
+            transcript.diarization.add(block.mix(), offset_s=block.start_s)
+        elif not looks_mono and collect_manager_voice:
+            if transcript.manager_voice is None:
+                transcript.manager_voice = VoiceWindows()
+            transcript.manager_voice.add(*embed_speech(block.samples[manager_channel], offset_s=block.start_s,
+                                                       options=self.settings.speakers.voices))
+
+    def _stereo_speakers(self, transcript: _Transcript, track: LevelTrack, manager_channel: int) -> _Speakers:
+        """Each channel is one party; words of the mix go to the channel that carried them."""
         streams = transcript.by_stream
-        if layout.layout == "stereo":
-            roles = roles_from_channel_map(manager_channel)
-            if None in streams:
-                by_level = attribute_by_channel(streams[None], track.frame_db, self.settings.channels)
-                return apply_overlap_patches(by_level, transcript.overlap_patches, track.frame_db,
-                                             self.settings.channels), roles
-            per_channel = [SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[channel], channel=channel)
-                           for channel in (0, 1) for word in streams.get(channel, [])]
-            return mark_overlaps(per_channel, track.frame_db, self.settings.channels), roles
+        options = self.settings.channels
         if None in streams:
-            words = streams[None]
+            by_level = attribute_by_channel(streams[None], track.frame_db, options)
+            words = apply_overlap_patches(by_level, transcript.overlap_patches, track.frame_db, options)
+        else:
+            words = mark_overlaps([SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[channel], channel=channel)
+                                   for channel in (0, 1) for word in streams.get(channel, [])],
+                                  track.frame_db, options)
+        return _Speakers(words=words, roles=roles_from_channel_map(manager_channel),
+                         detection=RoleDetection(method="channels", manager=CHANNEL_SPEAKERS[manager_channel],
+                                                 confidence=1.0),
+                         backend=("channels", f"{self.settings.stereo_strategy}/1"), confidence={}, warnings=[])
+
+    def _mono_speakers(self, transcript: _Transcript, layout: ChannelLayout, *, direction: str | None,
+                       voiceprint: Voiceprint | None) -> _Speakers:
+        """Diarize, give each word the speaker covering most of it, then find the roles."""
+        streams = transcript.by_stream
+        if None in streams:
+            asr_words = streams[None]
         else:
             # Transcribed per channel, but the legs turned out to be one mix (or one is dead): keep one copy.
             audible = [channel for channel in (0, 1) if channel not in layout.silent_channels] or [0]
-            words = streams.get(audible[0], [])
-        return single_speaker(words), {MIXED_SPEAKER: "unknown"}
+            asr_words = streams.get(audible[0], [])
+        undivided = _Speakers(words=single_speaker(asr_words), roles={MIXED_SPEAKER: "unknown"},
+                              detection=RoleDetection(method="none"), backend=("none", "1"), confidence={},
+                              warnings=["mono recording: speakers were not separated, roles are unknown"])
+        if transcript.diarization is None or not asr_words:
+            return undivided
+        try:
+            diarization = transcript.diarization.finish()
+        except DiarizationError as error:
+            logger.warning("diarization failed: %s", error)
+            return replace(undivided, warnings=[f"mono recording: diarization failed ({error}); speakers were "
+                                                "not separated, roles are unknown"])
+        if not diarization.segments:
+            return replace(undivided, backend=(diarization.backend, diarization.version))
+        speaker_words = assign_speakers(asr_words, diarization.segments)
+        unlabelled = [Word(start=sw.word.start, end=sw.word.end, text=sw.word.text, speaker=sw.speaker,
+                           role="unknown", prob=sw.word.prob, overlap=sw.overlap)
+                      for sw in sorted(speaker_words, key=lambda sw: (sw.word.start, sw.word.end))]
+        roles, detection = roles_of_mono_call(unlabelled, lexicons=self.role_lexicons, direction=direction,
+                                              voices=diarization.voices, voiceprint=voiceprint,
+                                              turn_max_pause_s=self.settings.turn_max_pause_s,
+                                              options=self.settings.roles)
+        warnings = [f"mono recording: {note}" for note in diarization.notes]
+        if detection.manager is None:
+            reason = next((e.detail for e in detection.evidence if e.kind == "undecided"), "")
+            warnings.append(f"mono recording: roles are unknown: {reason}")
+        return _Speakers(words=speaker_words, roles=roles, detection=detection,
+                         backend=(diarization.backend, diarization.version), confidence=diarization.confidence,
+                         warnings=warnings)
 
-    def _model_info(self, layout: ChannelLayout) -> ModelInfo:
+    def _model_info(self, backend: tuple[str, str]) -> ModelInfo:
         asr = self.asr_model
         options = self.asr_options
         return ModelInfo(
@@ -243,29 +352,25 @@ class CallAnalyzer:
                              model_sha256=asr.sha256, device=asr.device, compute_type=asr.compute_type,
                              batch_size=batch_size_for(asr.device, options),
                              beam_size=options.beam_size, hotwords=bool(options.hotwords)),
-            speakers=SpeakerModelInfo(
-                name="channels" if layout.layout == "stereo" else "none",
-                version=f"{self.settings.stereo_strategy}/1" if layout.layout == "stereo" else "1",
-            ),
+            speakers=SpeakerModelInfo(name=backend[0], version=backend[1]),
         )
 
     @staticmethod
-    def _warnings(layout: ChannelLayout, quality, transcript: _Transcript) -> list[str]:
+    def _warnings(quality, transcript: _Transcript, speakers: _Speakers) -> list[str]:
         warnings = [gate.message for gate in quality.gates if not gate.passed and gate.message]
-        if layout.layout == "mono":
-            warnings.append("mono recording: speakers are not separated yet, roles are unknown "
-                            "(diarization of mono calls is not available in this version)")
+        warnings += speakers.warnings
         if transcript.dropped_hallucinations:
             warnings.append(f"dropped {transcript.dropped_hallucinations} phrase(s) Whisper invented over "
                             "non-speech audio")
         return warnings
 
     @staticmethod
-    def _speakers(layout: ChannelLayout, roles: dict[str, Role], talk_s: dict[str, float]) -> list[Speaker]:
+    def _speaker_list(layout: ChannelLayout, speakers: _Speakers, talk_s: dict[str, float]) -> list[Speaker]:
         if layout.layout == "stereo":
-            return [Speaker(id=speaker, role=roles[speaker], channel=index,
+            return [Speaker(id=speaker, role=speakers.roles[speaker], channel=index,
                             talk_s=round(talk_s.get(speaker, 0.0), 2))
                     for index, speaker in enumerate(CHANNEL_SPEAKERS)]
-        return [Speaker(id=MIXED_SPEAKER, role="unknown", channel=None,
-                        talk_s=round(talk_s.get(MIXED_SPEAKER, 0.0), 2))]
-
+        ids = list(dict.fromkeys([*speakers.roles, *talk_s]))
+        return [Speaker(id=speaker, role=speakers.roles.get(speaker, "unknown"), channel=None,
+                        talk_s=round(talk_s.get(speaker, 0.0), 2), confidence=speakers.confidence.get(speaker))
+                for speaker in ids]

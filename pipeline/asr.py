@@ -47,6 +47,10 @@ class AsrOptions(BaseModel):
         vad_threshold: Silero speech probability above which audio is speech.
         vad_min_silence_ms: a pause at least this long separates two speech chunks.
         hotwords: words to bias recognition towards in every window (company and product names).
+        timestamp_tokens: let Whisper decode its timestamp tokens inside each 30 s chunk (faster-whisper's batched
+            default leaves them out). Without them Whisper tends to end a chunk at a change of voice and skip what
+            the second person said: on two real voices joined into one mono file it lost two of four sentences
+            (lemma WER 0.54 against 0.23 with them), at about 10 % more decoding time.
         hallucination_min_speech: share of 32 ms VAD frames in a suspect phrase that must be speech to keep it.
     """
 
@@ -58,6 +62,7 @@ class AsrOptions(BaseModel):
     vad_threshold: float = Field(0.5, gt=0, lt=1)
     vad_min_silence_ms: int = Field(160, ge=0)
     hotwords: str | None = None
+    timestamp_tokens: bool = True
     hallucination_min_speech: float = Field(0.3, ge=0, le=1)
 
 
@@ -294,6 +299,7 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
         batch_size=batch_size_for(model.device, options),
         word_timestamps=True,
         condition_on_previous_text=False,
+        without_timestamps=not options.timestamp_tokens,
         vad_filter=True,
         vad_parameters={"threshold": options.vad_threshold, "min_silence_duration_ms": options.vad_min_silence_ms},
         hotwords=options.hotwords,

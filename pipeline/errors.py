@@ -8,15 +8,17 @@ traceback.
     ├── ConfigError          wrong settings or options (exit code 3)
     │   └── DefinitionError  a lexicon or scorecard file is wrong: every problem with file and line
     ├── ModelError           a model is missing, incomplete or fails to load (exit code 3)
-    └── CallError            one call cannot be analysed (exit code 1); the batch goes on
-        └── AudioError       the recording is missing, empty, not audio, truncated or undecodable
+    ├── CallError            one call cannot be analysed (exit code 1); the batch goes on
+    │   └── AudioError       the recording is missing, empty, not audio, truncated or undecodable
+    └── DiarizationError     the diarizer failed on a call (the call keeps one voice, with a warning)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["AudioError", "CallError", "CallqaError", "ConfigError", "DefinitionError", "ModelError"]
+__all__ = ["AudioError", "CallError", "CallqaError", "ConfigError", "DefinitionError", "DiarizationError",
+           "ModelError"]
 
 
 class CallqaError(Exception):
@@ -57,3 +59,7 @@ class CallError(CallqaError):
 
 class AudioError(CallError):
     pass
+
+
+class DiarizationError(CallqaError):
+    """The diarizer failed on one call; the analyzer keeps the call undiarized and says so in its warnings."""

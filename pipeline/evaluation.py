@@ -19,7 +19,8 @@ import jiwer
 from pipeline.schema import Word
 from pipeline.text import lemmas, normalise_words
 
-__all__ = ["TruthUtterance", "lemma_wer", "lemmas", "normalise_words", "normalised_wer", "role_errors"]
+__all__ = ["TruthUtterance", "diarization_error_rate", "lemma_wer", "lemmas", "normalise_words", "normalised_wer",
+           "role_errors"]
 
 def _wer(reference: list[str], hypothesis: list[str]) -> float:
     if not reference:
@@ -64,3 +65,52 @@ def role_errors(words: Sequence[Word], truth: Sequence[TruthUtterance], *, toler
         if word.role not in roles:
             wrong.append(word)
     return wrong
+
+
+def diarization_error_rate(reference: Sequence[tuple[str, float, float]],
+                           hypothesis: Sequence[tuple[str, float, float]], *, collar_s: float = 0.25,
+                           frame_s: float = 0.01) -> float:
+    """DER = (missed + false alarm + confusion) / reference speech, on 10 ms frames, with the hypothesis's
+    speakers mapped to the reference's in the best way, and `collar_s` around reference boundaries not scored
+    (the usual practice: boundaries are uncertain even for people).
+
+    Args:
+        reference, hypothesis: (speaker, start, end) stretches of speech; one speaker per stretch, overlaps
+            allowed.
+    """
+    import itertools
+
+    import numpy as np
+
+    end = max([e for _, _, e in [*reference, *hypothesis]] + [0.0])
+    frames = int(np.ceil(end / frame_s)) + 1
+    ref_speakers = sorted({s for s, _, _ in reference})
+    hyp_speakers = sorted({s for s, _, _ in hypothesis})
+    ref = np.zeros((len(ref_speakers), frames), bool)
+    hyp = np.zeros((len(hyp_speakers), frames), bool)
+    scored = np.ones(frames, bool)
+    for speaker, start, stop in reference:
+        ref[ref_speakers.index(speaker), int(start / frame_s): int(stop / frame_s)] = True
+        for boundary in (start, stop):
+            scored[max(0, int((boundary - collar_s) / frame_s)): int((boundary + collar_s) / frame_s)] = False
+    for speaker, start, stop in hypothesis:
+        hyp[hyp_speakers.index(speaker), int(start / frame_s): int(stop / frame_s)] = True
+    ref, hyp = ref[:, scored], hyp[:, scored]
+    total = ref.any(axis=0).sum()
+    if total == 0:
+        return 0.0
+    best = None
+    padded = hyp_speakers + [None] * max(0, len(ref_speakers) - len(hyp_speakers))
+    for mapping in itertools.permutations(range(len(padded)), len(ref_speakers)):
+        mapped = np.zeros_like(ref)
+        for ref_index, hyp_index in enumerate(mapping):
+            if hyp_index < len(hyp_speakers):
+                mapped[ref_index] = hyp[hyp_index]
+        ref_any, hyp_any = ref.any(axis=0), hyp.any(axis=0)
+        missed = (ref_any & ~hyp_any).sum()
+        false_alarm = (hyp_any & ~ref_any).sum()
+        both = ref_any & hyp_any
+        confusion = (both & ~(ref & mapped).any(axis=0)).sum()
+        error = (missed + false_alarm + confusion) / total
+        best = error if best is None else min(best, error)
+    return float(best)

@@ -25,6 +25,8 @@ __all__ = [
     "PerRole",
     "PerRoleCount",
     "Quality",
+    "RoleDetection",
+    "RoleEvidence",
     "QualityGate",
     "Role",
     "Score",
@@ -68,6 +70,8 @@ class Speaker(_Frozen):
     role: Role
     channel: int | None = Field(description="0 = left, 1 = right; null when the speaker is not a channel")
     talk_s: float
+    confidence: float | None = Field(None, description="diarized mono calls: share of this speaker's speech "
+                                     "attributed with a clear margin; null for channels and a lone voice")
 
 
 class PerRole(_Frozen):
@@ -172,7 +176,7 @@ class AsrModelInfo(_Frozen):
 
 
 class SpeakerModelInfo(_Frozen):
-    name: str = Field(description="'channels' (stereo legs) or 'none' (mono, not diarized)")
+    name: str = Field(description="'channels' (stereo legs), 'embedded' or 'pyannote' (diarized mono), or 'none'")
     version: str
 
 
@@ -192,6 +196,24 @@ class QualityGate(_Frozen):
 class Quality(_Frozen):
     passed: bool
     gates: list[QualityGate]
+
+
+class RoleEvidence(_Frozen):
+    """One piece of evidence for who the manager is in a mono call."""
+
+    kind: Literal["lexicon", "direction", "voiceprint", "speakers", "undecided"]
+    speaker: str | None = Field(None, description="the speaker it points at as the manager (lexicon: who said it)")
+    points: float | None = Field(None, description="log-odds points: > 0 towards manager, < 0 towards client")
+    detail: str = ""
+
+
+class RoleDetection(_Frozen):
+    """How the roles were found: the stereo channel map, detected in a diarized mono call, or not at all."""
+
+    method: Literal["channels", "detected", "none"]
+    manager: str | None = Field(None, description="the manager's speaker id; null when roles are unknown")
+    confidence: float | None = Field(None, description="probability that the roles are right (0.5-1)")
+    evidence: list[RoleEvidence] = []
 
 
 class CallMetadata(_Frozen):
@@ -219,6 +241,7 @@ class CallResult(_Frozen):
     direction: Literal["in", "out"] | None = None
     manager_channel: int | None = Field(None, description="channel of the manager's leg in a stereo call")
     metadata: CallMetadata = CallMetadata()
+    role_detection: RoleDetection | None = None
     model: ModelInfo
     lexicon_version: str | None = None
     scorecard_version: str | None = None

@@ -19,8 +19,11 @@ from pipeline.errors import ConfigError
 from pipeline.metrics import MetricsOptions
 from pipeline.quality import QualityOptions
 from pipeline.report.model import ReportOptions
+from pipeline.roles import RoleOptions
 from pipeline.s3 import S3Settings
 from pipeline.speakers import ChannelOptions
+from pipeline.speakers.diarization import SpeakerOptions
+from pipeline.voiceprints import VoiceprintOptions
 
 __all__ = ["RunOptions", "Settings", "load_settings"]
 
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
         run: the nightly run's source, store and cluster.
         report: the supervisor's report: bands of the 1-5 ratings, the success criterion, the deal link.
         bitrix24: the portal (webhook or OAuth), its limits, where comments go, personal data protection.
+        speakers: the diarizer of mono calls (embedded on CPU, or pyannote from a local pipeline folder).
+        roles: how manager and client are told apart in mono calls.
+        voiceprints: manager voiceprints (enrolled from stereo calls or explicitly).
     """
 
     model_config = SettingsConfigDict(env_prefix="CALLQA_", env_nested_delimiter="__", extra="forbid",
@@ -96,6 +102,9 @@ class Settings(BaseSettings):
     bitrix24: Bitrix24Settings = Bitrix24Settings()
     asr: AsrOptions = AsrOptions()
     channels: ChannelOptions = ChannelOptions()
+    speakers: SpeakerOptions = SpeakerOptions()
+    roles: RoleOptions = RoleOptions()
+    voiceprints: VoiceprintOptions = VoiceprintOptions()
     metrics: MetricsOptions = MetricsOptions()
     quality: QualityOptions = QualityOptions()
 

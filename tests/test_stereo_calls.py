@@ -113,19 +113,6 @@ def test_result_records_what_produced_it(stereo_results: dict[str, CallResult], 
     assert all(a.start <= b.start for a, b in zip(result.words, result.words[1:]))
 
 
-def test_mono_mix_keeps_roles_unknown(analyzer) -> None:
-    call = BY_ID["dental"]
-    result = analyzer.analyze(call.mono, call_id="dental-mono")
-    assert result.layout == "mono" and result.channels == 1
-    assert {w.role for w in result.words} == {"unknown"}
-    assert [s.id for s in result.speakers] == ["mixed"]
-    assert result.metrics.talk_ratio_manager is None
-    assert result.metrics.manager_talk_s is None and result.metrics.questions.manager is None
-    assert any("roles are unknown" in warning for warning in result.warnings)
-    hypothesis = " ".join(w.text for w in result.words)
-    assert lemma_wer(call.text, hypothesis) <= 0.35
-
-
 def test_manager_channel_option_swaps_roles(analyzer, stereo_results: dict[str, CallResult]) -> None:
     call = BY_ID["dental"]
     swapped = analyzer.analyze(call.stereo, manager_channel="right")

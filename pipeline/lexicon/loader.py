@@ -39,6 +39,18 @@ class LexiconSet:
     def ids(self) -> set[str]:
         return set(self.lexicons)
 
+    @functools.cached_property
+    def role_cues(self) -> dict[tuple[str, str], tuple[str, float]]:
+        """(lexicon, term) -> (manager or client, weight) for the terms marked `role_cue` (mono role detection)."""
+        cues = {}
+        for lexicon_id, lexicon in self.lexicons.items():
+            for term in lexicon.terms:
+                weight = lexicon.role_cue_of(term)
+                scope = term.speaker or lexicon.speaker
+                if weight > 0 and scope != "any":
+                    cues[(lexicon_id, term.id)] = (scope, weight)
+        return cues
+
     def hotwords(self, max_chars: int = 400) -> str:
         """The lexicons' phrases as a faster-whisper `hotwords` prompt (wildcards cut to their stem).
 
@@ -97,6 +109,10 @@ def load_lexicons(folder: str | Path) -> LexiconSet:
                 problems.append(Problem(path, document.line_of(("terms", index, "id")),
                                         f"terms[{index}].id: duplicate term id {term.id!r}"))
             seen.add(term.id)
+            if lexicon.role_cue_of(term) > 0 and (term.speaker or lexicon.speaker) == "any":
+                where = ("terms", index, "role_cue") if term.role_cue is not None else ("role_cue",)
+                problems.append(Problem(path, document.line_of(where),
+                                        f"terms[{index}] ({term.id}): a role cue needs speaker manager or client"))
         lexicons[lexicon_id] = lexicon
         documents[lexicon_id] = document
     if problems:

@@ -18,6 +18,8 @@ __all__ = ["ID_PATTERN", "LexiconFile", "PhraseSpec", "Scope", "Term", "Window",
 Scope = Literal["manager", "client", "any"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 MIN_PREFIX = 3
+ROLE_CUE_HELP = ("In a mono call, how strongly saying this tells that the speaker is the one named in `speaker` "
+                 "(manager or client): log-odds points, counted once per speaker and term.")
 
 
 class _Strict(BaseModel):
@@ -96,6 +98,7 @@ class Term(_Strict):
     exact: bool = Field(False, description="match the word forms as written, not every form of their lemmas")
     within: Window | None = None
     speaker: Scope | None = Field(None, description="who must say it; default: the lexicon's speaker")
+    role_cue: float | None = Field(None, ge=0, le=5, description=ROLE_CUE_HELP + " Default: the lexicon's.")
     examples: list[str] = Field([], description="phrases this term must match (the lexicon's own tests)")
     counterexamples: list[str] = Field([], description="phrases this term must not match")
 
@@ -108,4 +111,8 @@ class LexiconFile(_Strict):
     description: str | None = None
     speaker: Scope = Field("any", description="who must say the terms: manager, client or any")
     within: Window | None = Field(None, description="default time window of the terms")
+    role_cue: float = Field(0, ge=0, le=5, description=ROLE_CUE_HELP + " Default 0: not a cue.")
     terms: list[Term] = Field(min_length=1)
+
+    def role_cue_of(self, term: Term) -> float:
+        return self.role_cue if term.role_cue is None else term.role_cue

@@ -57,6 +57,13 @@ class ArtifactStore(Protocol):
             StoreError: the store cannot be listed.
         """
 
+    def delete(self, key: str) -> None:
+        """Remove the object if it is there (forgetting a voiceprint).
+
+        Raises:
+            StoreError: the delete failed.
+        """
+
     def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
         """Write atomically; with `only_if_absent`, write only if nothing is there yet and say whether it did.
 

@@ -40,6 +40,12 @@ class FolderStore:
         return sorted(path.relative_to(root).as_posix() for path in base.rglob("*")
                       if path.is_file() and not path.name.startswith("."))
 
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.root}/{key}: cannot delete: {error.strerror or error}") from error
+
     def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
         path = self._path(key)
         try:

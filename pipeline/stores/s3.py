@@ -41,6 +41,15 @@ class S3Store:
         except BotoCoreError as error:
             raise StoreError(f"{self.location}/{prefix}: cannot list: {error}") from error
 
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.location.bucket, Key=self.location.key(key))
+        except (ClientError, BotoCoreError) as error:
+            reason = _reason(error) if isinstance(error, ClientError) else str(error)
+            raise StoreError(f"{self.location}/{key}: cannot delete: {reason}") from error
+
     def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 

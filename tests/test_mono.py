@@ -1,0 +1,122 @@
+"""Mono calls: the embedded diarizer (resemblyzer on CPU), word-level speaker assignment and role detection,
+measured against ground truth.
+
+Bounds: DER at most 15 % on the synthetic calls (the issue's goal; measured 1-6 % with the usual 0.25 s collar,
+bench/README.md), and role-attributed word error within 10 points of the stereo result on the same calls (stereo
+puts every word on the right party, mono measured about 3 % wrong).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from pipeline.asr import AsrWord
+from pipeline.audio import SAMPLE_RATE_HZ, decode_all
+from pipeline.audio_write import write_audio
+from pipeline.evaluation import diarization_error_rate, role_errors
+from pipeline.metrics import speech_intervals
+from pipeline.schema import CallResult
+from pipeline.speakers.assign import assign_speakers
+from pipeline.speakers.diarization import DiarizationSegment
+from tests.conftest import REAL_SPEECH, SAMPLE_CALLS
+
+CALL_IDS = [call.call_id for call in SAMPLE_CALLS]
+BY_ID = {call.call_id: call for call in SAMPLE_CALLS}
+
+
+@pytest.fixture(scope="module")
+def mono_results(analyzer) -> dict[str, CallResult]:
+    return {call.call_id: analyzer.analyze(call.mono, call_id=f"{call.call_id}-mono", direction=call.direction)
+            for call in SAMPLE_CALLS}
+
+
+def _hypothesis(result: CallResult) -> list[tuple[str, float, float]]:
+    return [(speaker, start, end) for speaker, spans in speech_intervals(result.words, 1.0).items()
+            for start, end in spans]
+
+
+@pytest.mark.parametrize("call_id", CALL_IDS)
+def test_diarization_error_rate_on_the_synthetic_calls(mono_results, call_id: str) -> None:
+    call = BY_ID[call_id]
+    reference = [(u.role, u.start, u.end) for u in call.utterances]
+    assert diarization_error_rate(reference, _hypothesis(mono_results[call_id])) <= 0.15
+
+
+def test_roles_in_mono_are_close_to_stereo(mono_results, stereo_results) -> None:
+    mono_wrong = sum(len(role_errors(mono_results[c.call_id].words, c.utterances)) for c in SAMPLE_CALLS)
+    mono_words = sum(len(mono_results[c.call_id].words) for c in SAMPLE_CALLS)
+    stereo_wrong = sum(len(role_errors(stereo_results[c.call_id].words, c.utterances)) for c in SAMPLE_CALLS)
+    stereo_words = sum(len(stereo_results[c.call_id].words) for c in SAMPLE_CALLS)
+    assert mono_wrong / mono_words <= stereo_wrong / stereo_words + 0.10
+
+
+@pytest.mark.parametrize("call_id", CALL_IDS)
+def test_roles_do_not_follow_the_pitch(mono_results, call_id: str) -> None:
+    """The samples give the manager the lower voice in some calls and the higher in others: each call's
+    manager is found either way, with the evidence recorded."""
+    result, call = mono_results[call_id], BY_ID[call_id]
+    manager = [s for s in result.speakers if s.role == "manager"]
+    assert len(manager) == 1 and {s.role for s in result.speakers} == {"manager", "client"}, call.manager_voice
+    truth_manager_talk = call.talk_s("manager")
+    assert manager[0].talk_s == pytest.approx(truth_manager_talk, rel=0.25)
+    detection = result.role_detection
+    assert detection.method == "detected" and detection.confidence >= 0.5
+    assert {item.kind for item in detection.evidence} >= {"lexicon", "direction"}
+    assert result.model.speakers.name == "embedded" and result.metrics.talk_ratio_manager is not None
+    assert result.score is not None
+
+
+def test_two_real_voices_joined(analyzer, tmp_path: Path) -> None:
+    """Common Voice clips of two different people, alternating with pauses: exact turns are known."""
+    folder = REAL_SPEECH / "common_voice_ru"
+    with (folder / "transcripts.tsv").open(encoding="utf-8") as table:
+        rows = list(csv.DictReader(table, delimiter="\t"))
+    first = [r for r in rows if r["speaker"] == "ecb22ff2"]
+    second = [r for r in rows if r["speaker"] == "9042795c"]
+    order = [first[0], second[0], first[1], second[1]]
+    pieces, reference, cursor = [], [], 0.5
+    for row in order:
+        _, clip = decode_all(folder / row["path"])
+        pieces += [np.zeros(int(cursor * SAMPLE_RATE_HZ) if not pieces else int(0.8 * SAMPLE_RATE_HZ), np.float32),
+                   clip[0]]
+        start = sum(len(p) for p in pieces[:-1]) / SAMPLE_RATE_HZ
+        # Common Voice clips carry a second or more of room noise at each end: the reference turn is the clip's
+        # speech, first to last word.
+        speech = get_speech_timestamps(clip[0], VadOptions())
+        reference.append((row["speaker"], start + speech[0]["start"] / SAMPLE_RATE_HZ,
+                          start + speech[-1]["end"] / SAMPLE_RATE_HZ))
+    path = write_audio(tmp_path / "two-voices.wav", np.concatenate(pieces), SAMPLE_RATE_HZ)
+    result = analyzer.analyze(path)
+    assert len(result.speakers) == 2
+    assert diarization_error_rate(reference, _hypothesis(result)) <= 0.15
+
+
+def test_one_speaker_comes_out_as_one(analyzer, tmp_path: Path) -> None:
+    call = BY_ID["stroymat"]
+    _, stereo = decode_all(call.stereo)
+    leg = stereo[0 if call.manager_channel == "left" else 1]
+    spans = [leg[int(u.start * SAMPLE_RATE_HZ): int(u.end * SAMPLE_RATE_HZ)] for u in call.utterances
+             if u.role == "manager"]
+    pause = np.zeros(int(0.7 * SAMPLE_RATE_HZ), np.float32)
+    path = write_audio(tmp_path / "alone.wav", np.concatenate([x for s in spans for x in (s, pause)]), SAMPLE_RATE_HZ)
+    result = analyzer.analyze(path)
+    assert [s.id for s in result.speakers] == ["S1"] and result.speakers[0].role == "unknown"
+    assert any("1 voice" in warning for warning in result.warnings)
+
+
+def test_words_get_the_speaker_covering_most_of_them() -> None:
+    segments = [DiarizationSegment(0.0, 2.0, "S1"), DiarizationSegment(2.0, 4.0, "S2"),
+                DiarizationSegment(3.6, 5.0, "S1")]
+
+    def word(start: float, end: float) -> AsrWord:
+        return AsrWord(start=start, end=end, text="слово", prob=1.0)
+
+    assigned = assign_speakers([word(0.2, 0.6), word(1.7, 2.6), word(2.5, 3.0), word(3.85, 4.3), word(6.0, 6.3)],
+                               segments)
+    assert [a.speaker for a in assigned] == ["S1", "S2", "S2", "S1", "S1"]
+    assert [a.overlap for a in assigned] == [False, True, False, True, False]
