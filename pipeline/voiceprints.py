@@ -19,16 +19,18 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.errors import ConfigError
-from pipeline.speakers.voices import ENCODER, normalised
+from pipeline.errors import CallError, ConfigError
+from pipeline.speakers.voices import ENCODER, VoiceOptions, VoiceWindows, embed_speech, normalised
 from pipeline.stores import ArtifactStore
 
-__all__ = ["Voiceprint", "VoiceprintOptions", "VoiceprintStore", "VoiceSample", "manager_key"]
+__all__ = ["VoiceSample", "Voiceprint", "VoiceprintOptions", "VoiceprintStore", "manager_key", "mean_voice",
+           "sample_from_recording"]
 
 PREFIX = "voiceprints"
 
@@ -142,3 +144,31 @@ class VoiceprintStore:
         for key in keys:
             self.store.delete(key)
         return len(keys)
+
+
+def sample_from_recording(path: str | Path, *, manager_id: str, manager_name: str | None = None,
+                          channel: int | None = None, options: VoiceprintOptions | None = None,
+                          voices: VoiceOptions | None = None) -> VoiceSample:
+    """A voice sample from a recording of the manager alone, or from one channel of a stereo recording.
+
+    Raises:
+        AudioError: the recording cannot be decoded.
+        CallError: it holds too little speech for a voiceprint, or names a channel it does not have.
+    """
+    from pipeline.audio import iter_blocks, probe
+
+    options = options or VoiceprintOptions()
+    info = probe(path)
+    if channel is not None and info.channels != 2:
+        raise CallError(path, f"--channel needs a stereo recording, this one has {info.channels} channel(s)")
+    windows = VoiceWindows()
+    for block in iter_blocks(info):
+        samples = block.samples[channel] if channel is not None else block.mix()
+        windows.add(*embed_speech(samples, offset_s=block.start_s, options=voices))
+    speech_s = round(len(windows) / (voices or VoiceOptions()).windows_per_s, 1)
+    if speech_s < options.min_speech_s or not len(windows):
+        raise CallError(path, f"only {speech_s:g} s of speech, a voiceprint needs at least "
+                              f"{options.min_speech_s:g} s (voiceprints.min_speech_s)")
+    return VoiceSample(manager_id=manager_id, manager_name=manager_name,
+                       embedding=[round(float(x), 6) for x in mean_voice(windows.matrix())], speech_s=speech_s,
+                       kind="explicit", source=info.sha256)

@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.audio_write import write_audio
+from tests.cli_helpers import run_callqa
 from tests.conftest import SAMPLE_CALLS
 
-CALLQA = Path(sys.executable).with_name("callqa")
-
-
-def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CALLQA), *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "CALLQA_DEVICE": "cpu", **(env or {})}, cwd=cwd)
+run = run_callqa
 
 
 TOP_LEVEL = {"schema", "call_id", "source", "duration_s", "channels", "layout", "language", "model",

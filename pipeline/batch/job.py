@@ -61,6 +61,8 @@ class Transcribed(BaseModel):
     sha256: str | None
     size_bytes: int
     result: CallResult
+    manager_voice: list[float] | None = None  # a stereo call's manager leg, for the manager's voiceprint
+    manager_speech_s: float = 0.0
 
 
 class CallOutcome(BaseModel):

@@ -64,7 +64,28 @@ class CallqaWorkerPlugin(WorkerPlugin):
         if self.cpu_threads and not settings.cpu_threads:
             settings = settings.model_copy(update={"cpu_threads": self.cpu_threads})
         # Scoring happens in finish_call, on a CPU worker; several transcriptions may share the model at once.
-        return CallAnalyzer(settings, concurrent_calls=self.concurrent_calls)
+        # The lexicons still come along: their role cues tell manager from client in mono calls.
+        return CallAnalyzer(settings, concurrent_calls=self.concurrent_calls,
+                            role_lexicons=self.scoring.lexicons if self.scoring else None)
+
+    @functools.cached_property
+    def voiceprints(self):
+        from pipeline.voiceprints import VoiceprintStore
+
+        return VoiceprintStore(self.store, self.job.settings.voiceprints)
+
+    def voiceprint(self, manager_id: str | None):
+        """The manager's voiceprint as it was when this worker first needed it (None: none, or unreadable)."""
+        if not manager_id:
+            return None
+        cache = self.__dict__.setdefault("_voiceprint_cache", {})
+        if manager_id not in cache:
+            try:
+                cache[manager_id] = self.voiceprints.get(manager_id)
+            except CallqaError as error:  # the call can do without it; its roles rest on what is said
+                logger.warning("voiceprint of manager %s not used: %s", manager_id, error)
+                cache[manager_id] = None
+        return cache[manager_id]
 
 
 def _plugin(name: str) -> CallqaWorkerPlugin:
@@ -147,8 +168,10 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
         path = Path(workdir) / f"{record.call_id}{prepared.suffix}"
         try:
             path.write_bytes(prepared.audio or b"")
-            result = plugin.analyzer.analyze(path, call_id=record.call_id, direction=record.direction,
-                                             manager_channel=record.manager_channel)
+            analysis = plugin.analyzer.analyze_call(
+                path, call_id=record.call_id, direction=record.direction, manager_channel=record.manager_channel,
+                voiceprint=plugin.voiceprint(record.manager),
+                collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo)
         except CallqaError as error:
             # The temporary copy is not where the call lives: name the source's URI instead.
             return _failed(record.call_id, str(error).replace(str(path), record.uri), plugin)
@@ -158,9 +181,31 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     metadata = CallMetadata(started_at=record.started_at.isoformat() if record.started_at else None,
                             manager_id=record.manager, manager_name=record.manager_name, deal_id=record.deal_id,
                             crm_target=record.crm_target)
+    result = analysis.result
     result = result.model_copy(update={"source": result.source.model_copy(update={"uri": record.uri}),
                                        "metadata": metadata})
-    return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""), result=result)
+    voice = analysis.manager_voice
+    return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""), result=result,
+                       manager_voice=[round(float(x), 6) for x in voice] if voice is not None else None,
+                       manager_speech_s=analysis.manager_speech_s)
+
+
+def _enroll_manager_voice(transcribed: Transcribed, plugin: CallqaWorkerPlugin) -> None:
+    """A good stereo call of a known manager adds a sample to the manager's voiceprint (once per call)."""
+    from pipeline.voiceprints import VoiceSample
+
+    record, result = transcribed.record, transcribed.result
+    options = plugin.job.settings.voiceprints
+    if (transcribed.manager_voice is None or not record.manager or result.layout != "stereo"
+            or not result.quality.passed or transcribed.manager_speech_s < options.min_speech_s):
+        return
+    sample = VoiceSample(manager_id=record.manager, manager_name=record.manager_name,
+                         embedding=transcribed.manager_voice, speech_s=transcribed.manager_speech_s, kind="stereo",
+                         source=record.call_id)
+    try:
+        plugin.voiceprints.add(sample)
+    except CallqaError as error:  # the call itself is fine; its voice is simply not learned this time
+        logger.warning("voice sample of %s from %s not stored: %s", record.manager, record.call_id, error)
 
 
 def _redacted(result: CallResult, job: BatchJob) -> CallResult:
@@ -191,6 +236,7 @@ def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> Cal
         result = apply_scoring(transcript, plugin.scoring) if plugin.scoring else transcript
         store.write(transcript_key(record.call_id), transcript.to_json().encode())
         store.write(result_key(record.call_id), result.to_json().encode())
+        _enroll_manager_voice(transcribed, plugin)
         facts = {"call_id": record.call_id, "uri": record.uri, "fingerprint": record.fingerprint,
                  "sha256": transcribed.sha256, "size_bytes": transcribed.size_bytes,
                  "duration_s": transcript.duration_s, "run_id": job.run_id,

@@ -40,6 +40,10 @@ def analyze(
     lexicons: LexiconsOption = None,
     scorecard: ScorecardOption = None,
     call_id: Annotated[str | None, typer.Option("--call-id", help="Id of the call in its source.")] = None,
+    manager: Annotated[str | None, typer.Option("--manager", help="The manager's id: their voiceprint helps "
+                                                "tell the roles apart in a mono call.")] = None,
+    voiceprints: Annotated[str | None, typer.Option("--voiceprints", help="Store holding the voiceprints "
+                                                    "(default: run.store).")] = None,
     config: ConfigOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     verbose: VerboseOption = 0,
@@ -60,6 +64,16 @@ def analyze(
     # Lexicons and scorecard first: a broken one is refused before any call is touched.
     scoring = ScoringSetup.load(settings.lexicons, settings.scorecard)
     info = probe(audio)  # refuse a missing or broken file before spending seconds on loading the model
+    voiceprint = None
+    if manager:
+        from pipeline.stores import open_store
+        from pipeline.voiceprints import VoiceprintStore
+
+        store = VoiceprintStore(open_store(voiceprints or settings.run.store, settings.s3), settings.voiceprints)
+        voiceprint = store.get(manager)
+        if voiceprint is None:
+            stderr.print(f"callqa: no voiceprint of {manager} in {store.store.describe()}: roles of a mono call "
+                         "rest on what is said")
     analyzer = CallAnalyzer(settings, scoring=scoring)
     show_progress = not quiet and json_out != "-" and stderr.is_terminal
     with progress_bar() as progress:
@@ -68,7 +82,8 @@ def analyze(
         def hook(step, *, completed=None, total=None):
             progress.update(task, completed=completed, total=total)
 
-        result = analyzer.analyze(info, call_id=call_id, direction=direction.value if direction else None, hook=hook)
+        result = analyzer.analyze(info, call_id=call_id, direction=direction.value if direction else None,
+                                  voiceprint=voiceprint, hook=hook)
     if json_out == "-":
         sys.stdout.write(result.to_json())
         return
