@@ -185,7 +185,7 @@ class CallAnalyzer:
         duration_s = 0.0
         for block in iter_blocks(info, block_s=settings.block_s):
             block_levels = track.add(block)
-            self._transcribe_block(block, info, transcript)
+            self._transcribe_block(block, info, track, transcript)
             self._follow_voices(block, info, track, transcript, manager_channel=channel_index(manager_side),
                                 collect_manager_voice=collect_manager_voice)
             if self._retranscribe_overlaps(info, track):
@@ -239,14 +239,17 @@ class CallAnalyzer:
                                                        1))
         return CallAnalysis(result=result)
 
-    def _transcribe_block(self, block: AudioBlock, info: AudioInfo, transcript: _Transcript) -> None:
+    def _transcribe_block(self, block: AudioBlock, info: AudioInfo, track: LevelTrack,
+                          transcript: _Transcript) -> None:
         options = self.asr_options
         if info.channels == 2 and self.settings.stereo_strategy == "per_channel":
             streams = [(channel, block.samples[channel]) for channel in (0, 1)]
         else:
             streams = [(None, block.mix())]
+        mono = decide_layout(info, track).layout == "mono"
         for channel, samples in streams:
-            result = transcribe(self.asr_model, samples, offset_s=block.start_s, options=options, channel=channel)
+            result = transcribe(self.asr_model, samples, offset_s=block.start_s, options=options, channel=channel,
+                                mono=mono)
             transcript.by_stream.setdefault(channel, []).extend(result.words)
             transcript.dropped_hallucinations += len(result.dropped)
             if transcript.language is None and result.words and result.language_probabilities:

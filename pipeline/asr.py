@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,10 +48,13 @@ class AsrOptions(BaseModel):
         vad_threshold: Silero speech probability above which audio is speech.
         vad_min_silence_ms: a pause at least this long separates two speech chunks.
         hotwords: words to bias recognition towards in every window (company and product names).
-        timestamp_tokens: let Whisper decode its timestamp tokens inside each 30 s chunk (faster-whisper's batched
-            default leaves them out). Without them Whisper tends to end a chunk at a change of voice and skip what
-            the second person said: on two real voices joined into one mono file it lost two of four sentences
-            (lemma WER 0.54 against 0.23 with them), at about 10 % more decoding time.
+        timestamp_tokens: when Whisper decodes its timestamp tokens inside each 30 s chunk (faster-whisper's
+            batched default leaves them out): "mono" (default) in mono calls only, "always", "never". Without them
+            Whisper tends to end a chunk at a change of voice and skip what the second person said: on two real
+            voices joined into one mono file it lost two of four sentences (lemma WER 0.54 against 0.23 with them),
+            at about 10 % more decoding time. With them, word end times in the stereo sample calls drift past
+            the 0.5 s bound and talk ratios by up to 4 points, and a stereo call's words are attributed by channel
+            anyway: so stereo keeps the default.
         hallucination_min_speech: share of 32 ms VAD frames in a suspect phrase that must be speech to keep it.
     """
 
@@ -62,7 +66,7 @@ class AsrOptions(BaseModel):
     vad_threshold: float = Field(0.5, gt=0, lt=1)
     vad_min_silence_ms: int = Field(160, ge=0)
     hotwords: str | None = None
-    timestamp_tokens: bool = True
+    timestamp_tokens: Literal["mono", "always", "never"] = "mono"
     hallucination_min_speech: float = Field(0.3, ge=0, le=1)
 
 
@@ -272,7 +276,7 @@ def _language_probabilities(whisper, encoder_output) -> dict[str, float]:
 
 
 def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, options: AsrOptions | None = None,
-               channel: int | None = None) -> Transcription:
+               channel: int | None = None, mono: bool = False) -> Transcription:
     """Transcribe one stretch of a call.
 
     Args:
@@ -281,6 +285,7 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
         offset_s: where `samples` starts in the call; word times are shifted by it.
         options: decoding settings.
         channel: recorded on every word when `samples` is a single channel of a stereo call.
+        mono: `samples` is a mono call (for `options.timestamp_tokens`).
 
     Returns:
         The words in time order, the hallucinated phrases that were dropped, and the languages heard.
@@ -299,7 +304,7 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
         batch_size=batch_size_for(model.device, options),
         word_timestamps=True,
         condition_on_previous_text=False,
-        without_timestamps=not options.timestamp_tokens,
+        without_timestamps=not (options.timestamp_tokens == "always" or (options.timestamp_tokens == "mono" and mono)),
         vad_filter=True,
         vad_parameters={"threshold": options.vad_threshold, "min_silence_duration_ms": options.vad_min_silence_ms},
         hotwords=options.hotwords,

@@ -53,9 +53,9 @@ def assess_quality(*, duration_s: float, metrics: Metrics, word_count: int, file
     if file_channels == 2:
         ok = layout.layout == "stereo"
         messages = {
-            "dual_mono": "both channels carry the same mix (dual mono): analysed as mono, roles unknown",
+            "dual_mono": "both channels carry the same mix (dual mono): analysed as mono",
             "silent_channel": f"channel {'/'.join(('left', 'right')[c] for c in layout.silent_channels)} is silent: "
-                              "one leg was not recorded; analysed as mono, roles unknown",
+                              "one leg was not recorded; analysed as mono",
             "silent": "both channels are silent",
         }
         gates.append(QualityGate(id="stereo_legs", passed=ok, value=layout.reason, threshold="stereo",

@@ -49,8 +49,9 @@ class RoleOptions(BaseModel):
     """How manager and client are told apart in a mono call (docs/speakers.md).
 
     Attributes:
-        min_confidence: below this probability the roles stay "unknown". 0.8 needs more than the direction
-            alone (0.73) but is met by the direction and one strong cue, or two cues.
+        min_confidence: below this probability the roles stay "unknown". 0.85 (a margin of 1.73 points) needs
+            more than the direction alone (0.73) or one cue with a weak one (0.82: a client's "хочу приехать"
+            reads as the manager's next step), and is met by the direction and a cue, or two cues (0.88).
         direction_weight: log-odds points for the speaker the direction favours (who spoke first).
         voiceprint_weight: log-odds points per 0.1 of cosine similarity by which one speaker's voice is closer
             to the manager's voiceprint than the other's. Measured: the manager's own voice is 0.1-0.3 closer.
@@ -59,7 +60,7 @@ class RoleOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_confidence: float = Field(0.8, ge=0.5, le=1)
+    min_confidence: float = Field(0.85, ge=0.5, le=1)
     direction_weight: float = Field(1.0, ge=0)
     voiceprint_weight: float = Field(2.0, ge=0)
     min_cue_weight: float = Field(0.0, ge=0)

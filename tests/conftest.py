@@ -115,3 +115,37 @@ def stereo_results(analyzer: CallAnalyzer) -> dict[str, CallResult]:
     return {call.call_id: analyzer.analyze(call.stereo, call_id=call.call_id, manager_channel=call.manager_channel,
                                            direction=call.direction)
             for call in SAMPLE_CALLS}
+
+
+COMMON_VOICE = REAL_SPEECH / "common_voice_ru"
+
+
+def common_voice_clips() -> dict[str, list[Path]]:
+    """Speaker id -> their Common Voice clips (ecb22ff2 and 9042795c have two each)."""
+    import csv
+
+    with (COMMON_VOICE / "transcripts.tsv").open(encoding="utf-8") as table:
+        rows = list(csv.DictReader(table, delimiter="\t"))
+    clips: dict[str, list[Path]] = {}
+    for row in rows:
+        clips.setdefault(row["speaker"], []).append(COMMON_VOICE / row["path"])
+    return clips
+
+
+def join_clips(paths: list[Path], *, pause_s: float = 0.8):
+    """The clips one after another with a pause before each, as one 16 kHz signal, and each clip's speech span
+    in it (first to last word: Common Voice clips carry a second or more of room noise at each end)."""
+    import numpy as np
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from pipeline.audio import SAMPLE_RATE_HZ, decode_all
+
+    pieces, spans, cursor = [], [], 0.0
+    for path in paths:
+        clip = decode_all(path)[1][0]
+        pieces += [np.zeros(int(pause_s * SAMPLE_RATE_HZ), np.float32), clip]
+        cursor += pause_s
+        speech = get_speech_timestamps(clip, VadOptions())
+        spans.append((cursor + speech[0]["start"] / SAMPLE_RATE_HZ, cursor + speech[-1]["end"] / SAMPLE_RATE_HZ))
+        cursor += len(clip) / SAMPLE_RATE_HZ
+    return np.concatenate(pieces), spans

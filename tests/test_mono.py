@@ -8,12 +8,10 @@ puts every word on the right party, mono measured about 3 % wrong).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from pipeline.asr import AsrWord
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
@@ -23,7 +21,7 @@ from pipeline.metrics import speech_intervals
 from pipeline.schema import CallResult
 from pipeline.speakers.assign import assign_speakers
 from pipeline.speakers.diarization import DiarizationSegment
-from tests.conftest import REAL_SPEECH, SAMPLE_CALLS
+from tests.conftest import SAMPLE_CALLS, common_voice_clips, join_clips
 
 CALL_IDS = [call.call_id for call in SAMPLE_CALLS]
 BY_ID = {call.call_id: call for call in SAMPLE_CALLS}
@@ -73,24 +71,11 @@ def test_roles_do_not_follow_the_pitch(mono_results, call_id: str) -> None:
 
 def test_two_real_voices_joined(analyzer, tmp_path: Path) -> None:
     """Common Voice clips of two different people, alternating with pauses: exact turns are known."""
-    folder = REAL_SPEECH / "common_voice_ru"
-    with (folder / "transcripts.tsv").open(encoding="utf-8") as table:
-        rows = list(csv.DictReader(table, delimiter="\t"))
-    first = [r for r in rows if r["speaker"] == "ecb22ff2"]
-    second = [r for r in rows if r["speaker"] == "9042795c"]
-    order = [first[0], second[0], first[1], second[1]]
-    pieces, reference, cursor = [], [], 0.5
-    for row in order:
-        _, clip = decode_all(folder / row["path"])
-        pieces += [np.zeros(int(cursor * SAMPLE_RATE_HZ) if not pieces else int(0.8 * SAMPLE_RATE_HZ), np.float32),
-                   clip[0]]
-        start = sum(len(p) for p in pieces[:-1]) / SAMPLE_RATE_HZ
-        # Common Voice clips carry a second or more of room noise at each end: the reference turn is the clip's
-        # speech, first to last word.
-        speech = get_speech_timestamps(clip[0], VadOptions())
-        reference.append((row["speaker"], start + speech[0]["start"] / SAMPLE_RATE_HZ,
-                          start + speech[-1]["end"] / SAMPLE_RATE_HZ))
-    path = write_audio(tmp_path / "two-voices.wav", np.concatenate(pieces), SAMPLE_RATE_HZ)
+    clips = common_voice_clips()
+    order = [("ecb22ff2", 0), ("9042795c", 0), ("ecb22ff2", 1), ("9042795c", 1)]
+    samples, spans = join_clips([clips[speaker][index] for speaker, index in order])
+    reference = [(speaker, start, end) for (speaker, _), (start, end) in zip(order, spans)]
+    path = write_audio(tmp_path / "two-voices.wav", samples, SAMPLE_RATE_HZ)
     result = analyzer.analyze(path)
     assert len(result.speakers) == 2
     assert diarization_error_rate(reference, _hypothesis(result)) <= 0.15

@@ -27,7 +27,7 @@ from pipeline.voiceprints import (
     sample_from_recording,
 )
 from tests.cli_helpers import run_callqa
-from tests.conftest import REAL_SPEECH, SAMPLE_CALLS
+from tests.conftest import REAL_SPEECH, SAMPLE_CALLS, common_voice_clips, join_clips
 
 BY_ID = {call.call_id: call for call in SAMPLE_CALLS}
 
@@ -75,25 +75,16 @@ def test_a_voiceprint_alone_finds_the_manager_and_a_wrong_one_flips_the_roles(an
 
 def test_real_voices_a_voiceprint_from_one_clip_finds_its_speaker(plain_analyzer, tmp_path: Path) -> None:
     """Common Voice: speaker A enrolled from one clip; A and B then alternate in a mono file (A's other clip)."""
-    folder = REAL_SPEECH / "common_voice_ru"
-    with (folder / "transcripts.tsv").open(encoding="utf-8") as table:
-        rows = list(csv.DictReader(table, delimiter="\t"))
-    a = [r for r in rows if r["speaker"] == "ecb22ff2"]
-    b = [r for r in rows if r["speaker"] == "9042795c"]
+    clips = common_voice_clips()
+    a, b = clips["ecb22ff2"], clips["9042795c"]
     options = VoiceprintOptions(min_speech_s=3)  # one Common Voice clip holds 4-6 s of speech
     store = VoiceprintStore(FolderStore(tmp_path / "store"), options)
-    store.add(sample_from_recording(folder / a[0]["path"], manager_id="A", options=options))
-    pieces, spans, cursor = [], [], 0.0
-    for row in (b[0], a[1], b[1]):
-        _, clip = decode_all(folder / row["path"])
-        pieces += [np.zeros(int(0.8 * SAMPLE_RATE_HZ), np.float32), clip[0]]
-        cursor += 0.8
-        spans.append((row["speaker"], cursor, cursor + len(clip[0]) / SAMPLE_RATE_HZ))
-        cursor += len(clip[0]) / SAMPLE_RATE_HZ
-    path = write_audio(tmp_path / "a-and-b.wav", np.concatenate(pieces), SAMPLE_RATE_HZ)
+    store.add(sample_from_recording(a[0], manager_id="A", options=options))
+    samples, spans = join_clips([b[0], a[1], b[1]])
+    path = write_audio(tmp_path / "a-and-b.wav", samples, SAMPLE_RATE_HZ)
     result = plain_analyzer.analyze(path, voiceprint=store.get("A"))
     assert result.role_detection.manager is not None, result.warnings
-    a_start, a_end = spans[1][1], spans[1][2]
+    a_start, a_end = spans[1]
     in_a = [w for w in result.words if a_start <= (w.start + w.end) / 2 <= a_end]
     outside = [w for w in result.words if w not in in_a]
     assert in_a and outside

@@ -93,6 +93,8 @@ class EmbeddedOptions(BaseModel):
             0.76-0.85.
         max_speakers: a sales call has two parties; a third voice (a transfer) is folded into the nearer one.
         smoothing_windows: a window whose label differs from this many neighbours on each side is flipped.
+        min_speaker_s: a second voice needs at least this much speech; less is folded into the first (one
+            party's "А" split off as a voice of its own made a one-party recording look like two).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -100,6 +102,7 @@ class EmbeddedOptions(BaseModel):
     one_speaker_similarity: float = Field(0.875, gt=0, lt=1)
     max_speakers: int = Field(2, ge=1, le=2)
     smoothing_windows: int = Field(1, ge=0)
+    min_speaker_s: float = Field(2.0, ge=0)
 
 
 class PyannoteOptions(BaseModel):

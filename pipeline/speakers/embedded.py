@@ -13,6 +13,7 @@ clustered once at the end.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -38,8 +39,9 @@ def _smooth(labels: np.ndarray, width: int) -> np.ndarray:
     return smoothed
 
 
-def cluster_windows(matrix: np.ndarray, options: EmbeddedOptions) -> np.ndarray:
-    """A label (0 or 1) per window of `matrix` (n, 256), all 0 when the windows sound like one voice."""
+def cluster_windows(matrix: np.ndarray, options: EmbeddedOptions, *, min_windows: int = 1) -> np.ndarray:
+    """A label (0 or 1) per window of `matrix` (n, 256), all 0 when the windows sound like one voice or the
+    second voice has fewer than `min_windows` windows."""
     labels = np.zeros(len(matrix), dtype=int)
     if len(matrix) < 4 or options.max_speakers < 2:
         return labels
@@ -51,7 +53,10 @@ def cluster_windows(matrix: np.ndarray, options: EmbeddedOptions) -> np.ndarray:
     logger.debug("two clusters, centroid similarity %.3f", similarity)
     if similarity >= options.one_speaker_similarity:
         return labels
-    return _smooth(fitted.labels_, options.smoothing_windows)
+    smoothed = _smooth(fitted.labels_, options.smoothing_windows)
+    if min(np.bincount(smoothed, minlength=2)) < min_windows:
+        return labels
+    return smoothed
 
 
 def segments_from_windows(times: list[tuple[float, float]], labels: list[str]) -> list[DiarizationSegment]:
@@ -82,7 +87,9 @@ class _EmbeddedSession:
 
     def finish(self) -> Diarization:
         windows = self.windows
-        raw = cluster_windows(windows.matrix(), self.diarizer.options).tolist()
+        options, voices = self.diarizer.options, self.diarizer.voices
+        min_windows = max(1, math.ceil(options.min_speaker_s * voices.windows_per_s))
+        raw = cluster_windows(windows.matrix(), options, min_windows=min_windows).tolist()
         names = speaker_names(raw)
         labels = [names[label] for label in raw]
         voices, confidence = speaker_voices(windows, labels, clear_margin=self.diarizer.voices.clear_margin)
