@@ -11,8 +11,9 @@ COPY pyproject.toml README.md ./
 COPY pipeline pipeline
 COPY models models
 COPY lexicons lexicons
-# Editable, so that models/cache and lexicons/ resolve to /app (where the volumes are mounted).
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e . \
+# Editable, so that models/cache and lexicons/ resolve to /app (where the volumes are mounted); with pyannote.audio
+# for mono calls (its pipeline folder goes into the models-cache volume, see docs/speakers.md).
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e '.[pyannote]' \
     && /opt/venv/bin/callqa --help > /dev/null
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 CMD ["callqa", "--help"]

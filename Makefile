@@ -56,6 +56,7 @@ bench: model
 	$(BIN)/python bench/long_file.py
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/bitrix24.py
+	$(BIN)/python bench/diarization.py
 
 samples: venv system-deps
 	$(BIN)/python -m tests.synth.render --out tests/data/calls

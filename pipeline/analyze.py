@@ -185,8 +185,10 @@ class CallAnalyzer:
         duration_s = 0.0
         for block in iter_blocks(info, block_s=settings.block_s):
             block_levels = track.add(block)
-            self._transcribe_block(block, info, track, transcript)
-            self._follow_voices(block, info, track, transcript, manager_channel=channel_index(manager_side),
+            # What the call looks like so far: mono files, dual mono and a dead leg are diarized.
+            looks_mono = decide_layout(info, track).layout == "mono"
+            self._transcribe_block(block, info, transcript, mono=looks_mono)
+            self._follow_voices(block, transcript, looks_mono=looks_mono, manager_channel=channel_index(manager_side),
                                 collect_manager_voice=collect_manager_voice)
             if self._retranscribe_overlaps(info, track):
                 self._transcribe_overlaps(block, block_levels, transcript)
@@ -239,14 +241,12 @@ class CallAnalyzer:
                                                        1))
         return CallAnalysis(result=result)
 
-    def _transcribe_block(self, block: AudioBlock, info: AudioInfo, track: LevelTrack,
-                          transcript: _Transcript) -> None:
+    def _transcribe_block(self, block: AudioBlock, info: AudioInfo, transcript: _Transcript, *, mono: bool) -> None:
         options = self.asr_options
         if info.channels == 2 and self.settings.stereo_strategy == "per_channel":
             streams = [(channel, block.samples[channel]) for channel in (0, 1)]
         else:
             streams = [(None, block.mix())]
-        mono = decide_layout(info, track).layout == "mono"
         for channel, samples in streams:
             result = transcribe(self.asr_model, samples, offset_s=block.start_s, options=options, channel=channel,
                                 mono=mono)
@@ -277,11 +277,10 @@ class CallAnalyzer:
             transcript.overlap_patches.append(OverlapPatch(start=start, end=end, words=words))
             logger.info("re-transcribed overlap %.1f-%.1f s per channel", start, end)
 
-    def _follow_voices(self, block: AudioBlock, info: AudioInfo, track: LevelTrack, transcript: _Transcript, *,
-                       manager_channel: int, collect_manager_voice: bool) -> None:
-        """Feed the diarizer while the call looks mono (a mono file, dual mono, a dead leg), and embed the
-        manager's leg while it looks stereo when a voiceprint sample is wanted."""
-        looks_mono = decide_layout(info, track).layout == "mono"
+    def _follow_voices(self, block: AudioBlock, transcript: _Transcript, *, looks_mono: bool, manager_channel: int,
+                       collect_manager_voice: bool) -> None:
+        """Feed the diarizer while the call looks mono, and embed the manager's leg while it looks stereo when a
+        voiceprint sample is wanted."""
         if looks_mono and self.diarizer is not None:
             if transcript.diarization is None:
                 transcript.diarization = self.diarizer.session()

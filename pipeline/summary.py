@@ -31,6 +31,13 @@ def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | N
     layout = result.layout
     if result.layout == "stereo":
         layout += f" (manager on the {('left', 'right')[result.manager_channel or 0]})"
+    elif result.model.speakers.name != "none":
+        layout += f" ({result.model.speakers.name} diarizer, {len(result.speakers)} voice(s)"
+        detection = result.role_detection
+        if detection is not None and detection.manager is not None:
+            kinds = ", ".join(dict.fromkeys(e.kind for e in detection.evidence if e.kind != "speakers"))
+            layout += f"; manager {detection.manager}, confidence {detection.confidence:.2f} from {kinds}"
+        layout += ")"
     header = Text.assemble((Text(result.source.uri.rsplit("/", 1)[-1], style="bold")),
                            f"  {format_clock(result.duration_s)}  {layout}  {quality}")
     lines = [header]

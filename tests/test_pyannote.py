@@ -129,3 +129,12 @@ def test_the_cli_refuses_a_missing_pipeline_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 3
     assert done.stderr.strip().count("\n") == 0 and "pyannote pipeline folder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_each_window_takes_the_speaker_covering_half_of_it() -> None:
+    from pipeline.speakers.pyannote import _labels_of
+
+    exclusive = [(2.0, 4.0, "SPEAKER_01"), (0.0, 2.0, "SPEAKER_00"), (4.5, 9.0, "SPEAKER_00")]
+    names = {"SPEAKER_00": "S1", "SPEAKER_01": "S2"}
+    windows = [(0.0, 1.6), (1.5, 3.1), (3.6, 5.2), (9.5, 11.1), (4.6, 6.2)]
+    assert _labels_of(windows, exclusive, names) == ["S1", "S2", None, None, "S1"]

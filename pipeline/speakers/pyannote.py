@@ -13,8 +13,10 @@ switched off before it is imported.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +117,7 @@ class _PyannoteSession:
         names = speaker_names([label for _, _, label in sorted(turns)])
         segments = [DiarizationSegment(round(start, 3), round(end, 3), names[label])
                     for start, end, label in sorted(turns)]
-        labels = [_label_at(window, exclusive, names) for window in self.windows.times]
+        labels = _labels_of(self.windows.times, exclusive, names)
         voices, confidence = speaker_voices(self.windows, labels, clear_margin=diarizer.voices.clear_margin)
         notes = []
         if len(names) > 2:
@@ -124,17 +126,24 @@ class _PyannoteSession:
                            version=diarizer.version, notes=notes)
 
 
-def _label_at(window: tuple[float, float], exclusive: list[tuple[float, float, str]], names: dict) -> str | None:
-    """The speaker who covers most of an embedding window in the exclusive diarization (None: nobody)."""
-    start, end = window
-    covered: dict[str, float] = {}
-    for seg_start, seg_end, label in exclusive:
-        shared = min(end, seg_end) - max(start, seg_start)
-        if shared > 0:
-            covered[names.get(label, label)] = covered.get(names.get(label, label), 0.0) + shared
-    if not covered or max(covered.values()) < 0.5 * (end - start):
-        return None
-    return max(covered, key=covered.get)
+def _labels_of(windows: list[tuple[float, float]], exclusive: list[tuple[float, float, str]],
+               names: dict) -> list[str | None]:
+    """For each embedding window, the speaker covering at least half of it in the exclusive diarization (whose
+    segments do not overlap), else None."""
+    exclusive = sorted(exclusive)
+    ends = [end for _, end, _ in exclusive]
+    labels: list[str | None] = []
+    for start, end in windows:
+        covered: dict[str, float] = {}
+        index = bisect.bisect_right(ends, start)  # the first segment ending after the window starts
+        while index < len(exclusive) and exclusive[index][0] < end:
+            seg_start, seg_end, label = exclusive[index]
+            speaker = names.get(label, label)
+            covered[speaker] = covered.get(speaker, 0.0) + min(end, seg_end) - max(start, seg_start)
+            index += 1
+        best = max(covered, key=covered.get) if covered else None
+        labels.append(best if best is not None and covered[best] >= 0.5 * (end - start) else None)
+    return labels
 
 
 class PyannoteDiarizer:
@@ -148,6 +157,9 @@ class PyannoteDiarizer:
         self.voices = voices
         self.device = str(device)
         self.version = f"pyannote.audio-{_pyannote_version()}/{Path(options.pipeline_dir).name}"
+        # A GPU worker transcribes several calls at once; pyannote's pipeline keeps per-call state, so calls
+        # take turns on it (it is the short part of a call's work on a GPU).
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, options: PyannoteOptions, *, voices: VoiceOptions | None = None) -> PyannoteDiarizer:
@@ -200,7 +212,7 @@ class PyannoteDiarizer:
         options = self.options
         audio = {"waveform": torch.from_numpy(waveform).unsqueeze(0), "sample_rate": SAMPLE_RATE_HZ}
         try:
-            with torch.inference_mode():
+            with self._lock, torch.inference_mode():
                 return self.pipeline(audio, min_speakers=options.min_speakers, max_speakers=options.max_speakers)
         except torch.cuda.OutOfMemoryError as error:
             raise DiarizationError(
