@@ -11,12 +11,16 @@ import bisect
 
 from pipeline.asr import AsrWord
 from pipeline.speakers.base import SpeakerWord
+from pipeline.speakers.diarization import DiarizationSegment
 
 __all__ = ["assign_speakers"]
 
 
-def assign_speakers(words: list[AsrWord], segments: list, *, overlap_share: float = 0.3) -> list[SpeakerWord]:
-    """Give each word a speaker from `segments` (objects with start, end, speaker; any order)."""
+def assign_speakers(words: list[AsrWord], segments: list[DiarizationSegment], *,
+                    overlap_share: float = 0.3) -> list[SpeakerWord]:
+    """Give each word the speaker whose segments (any order, possibly overlapping) cover most of it; a word that a
+    second speaker covers for at least `overlap_share` of its length is marked `overlap`; a word between
+    segments goes to the nearest one."""
     ordered = sorted(segments, key=lambda segment: segment.start)
     starts = [segment.start for segment in ordered]
     longest = max((segment.end - segment.start for segment in ordered), default=0.0)
