@@ -39,7 +39,7 @@ from pipeline.errors import DiarizationError
 from pipeline.lexicon import LexiconSet
 from pipeline.metrics import compute_metrics, talk_by_speaker
 from pipeline.quality import assess_quality
-from pipeline.roles import channel_index, roles_from_channel_map, roles_of_mono_call
+from pipeline.roles import channel_index, roles_from_channel_map, roles_of_mono_call, unknown_roles_warning
 from pipeline.schema import (
     AsrModelInfo,
     CallResult,
@@ -339,9 +339,8 @@ class CallAnalyzer:
                                               turn_max_pause_s=self.settings.turn_max_pause_s,
                                               options=self.settings.roles)
         warnings = [f"mono recording: {note}" for note in diarization.notes]
-        if detection.manager is None:
-            reason = next((e.detail for e in detection.evidence if e.kind == "undecided"), "")
-            warnings.append(f"mono recording: roles are unknown: {reason}")
+        if (warning := unknown_roles_warning(detection)) is not None:
+            warnings.append(warning)
         return _Speakers(words=speaker_words, roles=roles, detection=detection,
                          backend=(diarization.backend, diarization.version), confidence=diarization.confidence,
                          warnings=warnings)

@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.schema import Hit, Role, RoleDetection, RoleEvidence, Turn, Word
+from pipeline.metrics import MetricsOptions
+from pipeline.schema import CallResult, Hit, Role, RoleDetection, RoleEvidence, Turn, Word
 from pipeline.speakers import CHANNEL_SPEAKERS
 
 if TYPE_CHECKING:
     from pipeline.lexicon import LexiconSet
     from pipeline.voiceprints import Voiceprint
 
-__all__ = ["RoleCue", "RoleOptions", "channel_index", "detect_roles", "roles_from_channel_map", "roles_of_mono_call"]
+__all__ = ["RoleCue", "RoleOptions", "channel_index", "detect_roles", "redetect_roles", "roles_from_channel_map",
+           "roles_of_mono_call", "unknown_roles_warning"]
 
 ChannelName = Literal["left", "right"]
 RoleCue = tuple[Literal["manager", "client"], float]  # who says it, and how strongly it tells
@@ -83,7 +85,7 @@ def _unknown(speakers: Sequence[str], detail: str, evidence: list[RoleEvidence] 
 def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[Hit], *,
                  cues: Mapping[tuple[str, str], RoleCue], direction: str | None = None,
                  voices: Mapping[str, np.ndarray] | None = None, voiceprint: np.ndarray | None = None,
-                 voiceprint_name: str | None = None,
+                 voiceprint_name: str | None = None, kept: Sequence[RoleEvidence] = (),
                  options: RoleOptions | None = None) -> tuple[dict[str, Role], RoleDetection]:
     """Roles of a diarized mono call.
 
@@ -96,6 +98,8 @@ def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[
         voices: speaker -> voice embedding (unit length, resemblyzer space).
         voiceprint: the manager's enrolled voiceprint (unit length, same space), when known.
         voiceprint_name: whose voiceprint it is (for the evidence).
+        kept: direction and voiceprint evidence found before (re-scoring a stored call: its audio and voices are
+            gone, its evidence is not), counted as it stands instead of `direction` and `voices`.
 
     Returns:
         speaker -> role, and how they were found.
@@ -126,6 +130,10 @@ def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[
         margin += towards_manager if speaker == a else -towards_manager
         evidence.append(RoleEvidence(kind="lexicon", speaker=speaker, points=round(towards_manager, 2),
                                      detail=f"{hit.lexicon}/{hit.term}: «{hit.text}» ({_time(hit.start)})"))
+    for item in kept:
+        if item.kind in ("direction", "voiceprint") and item.speaker in (a, b) and item.points is not None:
+            margin += item.points if item.speaker == a else -item.points
+            evidence.append(item)
     if direction in ("in", "out") and options.direction_weight:
         # Incoming: the manager picks up and speaks first; outgoing: the client answers first ("Алло").
         favoured = a if direction == "in" else b
@@ -155,10 +163,10 @@ def _time(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
 
 
-def roles_of_mono_call(words: Sequence[Word], *, lexicons: LexiconSet | None, direction: str | None,
-                       voices: Mapping[str, np.ndarray] | None, voiceprint: Voiceprint | None,
-                       turn_max_pause_s: float, options: RoleOptions | None = None
-                       ) -> tuple[dict[str, Role], RoleDetection]:
+def roles_of_mono_call(words: Sequence[Word], *, lexicons: LexiconSet | None, direction: str | None = None,
+                       voices: Mapping[str, np.ndarray] | None = None, voiceprint: Voiceprint | None = None,
+                       kept: Sequence[RoleEvidence] = (), turn_max_pause_s: float,
+                       options: RoleOptions | None = None) -> tuple[dict[str, Role], RoleDetection]:
     """`detect_roles` on a diarized mono call's words (roles still "unknown"): finds its turns and cue hits."""
     from pipeline.turns import build_turns
 
@@ -171,4 +179,47 @@ def roles_of_mono_call(words: Sequence[Word], *, lexicons: LexiconSet | None, di
     return detect_roles(speakers, turns, hits, cues=lexicons.role_cues if lexicons else {}, direction=direction,
                         voices=voices, voiceprint=voiceprint.embedding if voiceprint else None,
                         voiceprint_name=(voiceprint.manager_name or voiceprint.manager_id) if voiceprint else None,
-                        options=options)
+                        kept=kept, options=options)
+
+
+UNKNOWN_ROLES_WARNING = "mono recording: roles are unknown: "
+
+
+def unknown_roles_warning(detection: RoleDetection) -> str | None:
+    """The warning a detected-but-undecided mono call carries (None when the manager was found)."""
+    if detection.method != "detected" or detection.manager is not None:
+        return None
+    reason = next((item.detail for item in detection.evidence if item.kind == "undecided"), "")
+    return UNKNOWN_ROLES_WARNING + reason
+
+
+def redetect_roles(result: CallResult, lexicons: LexiconSet, *, options: RoleOptions | None = None,
+                   metrics: MetricsOptions | None = None, turn_max_pause_s: float = 2.0) -> CallResult:
+    """A stored diarized mono call with its roles found again from (edited) lexicons' cues, for re-scoring.
+
+    The lexicon evidence is recomputed from the stored words; direction and voiceprint evidence is kept as
+    stored. Where the roles come out the same the result is returned unchanged; else its words, turns,
+    speakers, metrics (from the words: a mono call has no channel levels) and warnings follow the new roles.
+    """
+    from pipeline.metrics import compute_metrics
+    from pipeline.turns import build_turns
+
+    detection = result.role_detection
+    if detection is None or detection.method != "detected" or not result.words:
+        return result
+    unlabelled = [word.model_copy(update={"role": "unknown"}) for word in result.words]
+    kept = [item for item in detection.evidence if item.kind in ("direction", "voiceprint")]
+    roles, found = roles_of_mono_call(unlabelled, lexicons=lexicons, kept=kept, turn_max_pause_s=turn_max_pause_s,
+                                      options=options)
+    if found.manager == detection.manager:
+        # Same roles: only the evidence may read differently (a cue gained or lost); nothing else moves.
+        return result if found == detection else result.model_copy(update={"role_detection": found})
+    words = [word.model_copy(update={"role": roles.get(word.speaker, "unknown")}) for word in result.words]
+    turns = build_turns(words, max_pause_s=turn_max_pause_s)
+    warnings = [w for w in result.warnings if not w.startswith(UNKNOWN_ROLES_WARNING)]
+    if (warning := unknown_roles_warning(found)) is not None:
+        warnings.append(warning)
+    return result.model_copy(update={
+        "words": words, "turns": turns, "role_detection": found, "warnings": warnings,
+        "metrics": compute_metrics(words, turns, metrics or MetricsOptions()),
+        "speakers": [s.model_copy(update={"role": roles.get(s.id, "unknown")}) for s in result.speakers]})

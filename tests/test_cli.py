@@ -149,10 +149,13 @@ def test_demo_runs_the_loop_against_the_sandbox(tmp_path: Path) -> None:
     samples = tmp_path / "samples"
     samples.mkdir()
     shutil.copy(call.stereo, samples / call.stereo.name)
+    shutil.copy(call.mono, samples / call.mono.name)
     (samples / "manifest.csv").write_text(
         "file,call_id,direction,started_at,manager_channel,manager,manager_name,deal_id\n"
         f"{call.stereo.name},{call.call_id},{call.direction},2026-11-28T10:00:00+03:00,{call.manager_channel},"
-        "7,Ирина Петрова,99\n", encoding="utf-8")
+        "7,Ирина Петрова,99\n"
+        f"{call.mono.name},{call.call_id}-mono,{call.direction},2026-11-28T10:00:00+03:00,,7,Ирина Петрова,99\n",
+        encoding="utf-8")
     done = run("demo", "--samples", str(samples), "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     results = list((tmp_path / "out" / "results").glob("*.json"))
@@ -164,3 +167,7 @@ def test_demo_runs_the_loop_against_the_sandbox(tmp_path: Path) -> None:
     assert "Сделка 99, менеджер Ирина Петрова:" in done.stdout and "[B]Оценка звонка:" in done.stdout
     assert "talk ratio (manager)" in done.stdout
     assert "Ирина Петрова" in (tmp_path / "out" / "report" / "report.html").read_text(encoding="utf-8")
+    # The stereo call taught the nightly run the manager's voice; the mono mix is diarized and uses it.
+    assert len(list((tmp_path / "out" / "store" / "voiceprints" / "7").glob("*.json"))) == 1
+    assert "6. A mono recording" in done.stdout and "embedded diarizer, 2 voice(s); manager" in done.stdout
+    assert "evidence (voiceprint): cosine to Ирина Петрова's voiceprint" in done.stdout

@@ -130,3 +130,35 @@ def test_one_real_voice_comes_out_as_one(speaker: str) -> None:
     session.add(samples, offset_s=0.0)
     diarization = session.finish()
     assert diarization.speakers == ["S1"] and diarization.confidence == {"S1": None}
+
+
+def test_rescoring_finds_the_roles_again_from_edited_cues(analyzer, settings, scoring, tmp_path: Path) -> None:
+    """A QA lead's lexicons without role cues leave a mono call's roles unknown (the direction alone is too
+    weak); re-scoring with the shipped lexicons finds them, as analysing with them does, without the audio."""
+    import re
+    import shutil
+
+    from pipeline.analyze import CallAnalyzer
+    from pipeline.scoring.apply import DEFAULT_LEXICONS, ScoringSetup, apply_scoring
+
+    folder = Path(shutil.copytree(DEFAULT_LEXICONS, tmp_path / "lexicons"))
+    for path in folder.glob("*.yaml"):
+        path.write_text(re.sub(r"^\s*role_cue:.*\n", "", path.read_text(encoding="utf-8"), flags=re.M),
+                        encoding="utf-8")
+    no_cues = ScoringSetup.load(folder)
+    assert not no_cues.lexicons.role_cues
+    call = BY_ID["furniture"]
+    before = CallAnalyzer(settings, asr_model=analyzer.asr_model, scoring=no_cues).analyze(
+        call.mono, direction=call.direction)
+    assert before.role_detection.manager is None and before.score is None
+    assert [e.kind for e in before.role_detection.evidence] == ["direction", "undecided"]
+
+    after = apply_scoring(before, scoring)
+    direct = analyzer.analyze(call.mono, direction=call.direction)
+    assert after.role_detection.manager == direct.role_detection.manager is not None
+    assert after.role_detection.confidence == pytest.approx(direct.role_detection.confidence, abs=1e-3)
+    assert {e.kind for e in after.role_detection.evidence} == {"lexicon", "direction"}
+    assert [w.role for w in after.words] == [w.role for w in direct.words]
+    assert after.metrics == direct.metrics and after.score == direct.score
+    assert not any("roles are unknown" in warning for warning in after.warnings)
+    assert apply_scoring(direct, scoring) == direct  # re-scoring with the same lexicons changes nothing

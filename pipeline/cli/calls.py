@@ -62,7 +62,7 @@ def analyze(
                              manager_channel=manager_channel.value if manager_channel else None,
                              lexicons=lexicons, scorecard=scorecard)
     # Lexicons and scorecard first: a broken one is refused before any call is touched.
-    scoring = ScoringSetup.load(settings.lexicons, settings.scorecard)
+    scoring = ScoringSetup.load(settings.lexicons, settings.scorecard, settings=settings)
     info = probe(audio)  # refuse a missing or broken file before spending seconds on loading the model
     voiceprint = None
     if manager:
@@ -167,3 +167,32 @@ def demo(
     stdout.print(Rule("5. The supervisor's report"))
     stdout.print(f"{written[0]} (and CSV files beside it); {len(portal.comments)} comments in the portal; "
                  f"{summary.audio_s:.0f} s of audio in {summary.wall_s:.0f} s; results in {out / 'results'}/")
+    _demo_mono_call(samples, store, settings)
+
+
+def _demo_mono_call(samples: Path, store, settings) -> None:
+    """Step 6 of the demo: a mono mix of a sample call, diarized, its manager found with the voiceprint the
+    nightly run just learnt from the manager's stereo calls."""
+    import csv
+
+    from rich.rule import Rule
+
+    from pipeline.analyze import CallAnalyzer
+    from pipeline.scoring.apply import ScoringSetup
+    from pipeline.summary import render_summary
+    from pipeline.voiceprints import VoiceprintStore
+
+    with (samples / "manifest.csv").open(encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle)
+                if row["file"].endswith(".mono.mp3") and (samples / row["file"]).is_file()]
+    if not rows:
+        return
+    row = rows[0]
+    voiceprint = VoiceprintStore(store, settings.voiceprints).get(row["manager"]) if row.get("manager") else None
+    stdout.print(Rule("6. A mono recording: who is the manager"))
+    analyzer = CallAnalyzer(settings, scoring=ScoringSetup.load(settings.lexicons, settings.scorecard,
+                                                                settings=settings))
+    result = analyzer.analyze(samples / row["file"], direction=row.get("direction") or None, voiceprint=voiceprint)
+    stdout.print(render_summary(result, max_turns=4))
+    for item in result.role_detection.evidence if result.role_detection else []:
+        stdout.print(f"  evidence ({item.kind}): {item.detail}")

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from pipeline.cli.common import (
     REPO_ROOT,
+    ConfigOption,
     LexiconsOption,
     ScorecardOption,
     app,
@@ -131,13 +132,17 @@ def rescore(
     diff: Annotated[bool, typer.Option("--diff", help="Show what would change per call; write nothing.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Write the re-scored results here instead of in "
                                              "place.", file_okay=False)] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Re-score stored results with (new) lexicons and a scorecard, without audio or ASR."""
+    """Re-score stored results with (new) lexicons and a scorecard, without audio or ASR (a diarized mono call's
+    roles are found again from the lexicons' role cues)."""
     from pipeline.fileio import write_text_atomic
     from pipeline.rescore import diff_results, expand_result_paths, read_result
     from pipeline.scoring.apply import ScoringSetup, apply_scoring
+    from pipeline.settings import load_settings
 
-    setup = ScoringSetup.load(lexicons, scorecard)
+    settings = load_settings(config)
+    setup = ScoringSetup.load(lexicons or settings.lexicons, scorecard or settings.scorecard, settings=settings)
     # Everything loaded so far (dictionaries, lexicons) lives as long as the process: keep it out of the
     # garbage collector's scans, which otherwise cost a fifth of re-scoring time.
     gc.freeze()

@@ -110,7 +110,7 @@ def perform_run(settings, *, window=None, label: str = "", force: bool = False, 
 
     options = settings.run
     # Everything that can be wrong with the setup is found before any call is touched.
-    scoring = ScoringSetup.load(settings.lexicons, settings.scorecard)
+    scoring = ScoringSetup.load(settings.lexicons, settings.scorecard, settings=settings)
     resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
     source_spec = options.source or str(DEFAULT_SOURCE)
     call_source = open_source(source_spec, settings.s3, settings.bitrix24)

@@ -6,12 +6,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.lexicon import LexiconSet, load_lexicons
+from pipeline.metrics import MetricsOptions
+from pipeline.roles import RoleOptions, redetect_roles
 from pipeline.schema import CallResult
 from pipeline.scoring.engine import CallFacts, Scorecard, load_scorecard
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 __all__ = ["DEFAULT_LEXICONS", "DEFAULT_SCORECARD", "SCORE_WARNING", "ScoringSetup", "apply_scoring"]
 
@@ -23,13 +29,19 @@ SCORE_WARNING = "score not computed: "
 
 @dataclass(frozen=True)
 class ScoringSetup:
+    """What scoring a call needs; `roles`, `metrics` and `turn_max_pause_s` serve re-detecting a stored mono
+    call's roles when the lexicons' cues changed (roles.redetect_roles)."""
+
     lexicons: LexiconSet | None
     scorecard: Scorecard | None
     missing: tuple[str, ...] = ()  # what the scorecard needs that the lexicons lack (score null, with a warning)
+    roles: RoleOptions = field(default_factory=RoleOptions)
+    metrics: MetricsOptions = field(default_factory=MetricsOptions)
+    turn_max_pause_s: float = 2.0
 
     @classmethod
     def load(cls, lexicons: str | Path | None = None, scorecard: str | Path | None = None, *,
-             score: bool = True) -> ScoringSetup:
+             score: bool = True, settings: Settings | None = None) -> ScoringSetup:
         """Load the lexicon folder and the scorecard (defaults: the shipped ones).
 
         A scorecard named explicitly must find every lexicon it uses (else DefinitionError, before any call);
@@ -40,16 +52,23 @@ class ScoringSetup:
             DefinitionError: a lexicon file or the scorecard is invalid (every problem with file and line).
         """
         lexicon_set = load_lexicons(lexicons or DEFAULT_LEXICONS)
+        context = {} if settings is None else {"roles": settings.roles, "metrics": settings.metrics,
+                                               "turn_max_pause_s": settings.turn_max_pause_s}
         if not score:
-            return cls(lexicons=lexicon_set, scorecard=None)
+            return cls(lexicons=lexicon_set, scorecard=None, **context)
         loaded = load_scorecard(scorecard or DEFAULT_SCORECARD)
         if scorecard is not None:
             loaded.check_against(lexicon_set)
-        return cls(lexicons=lexicon_set, scorecard=loaded, missing=tuple(loaded.missing_from(lexicon_set)))
+        return cls(lexicons=lexicon_set, scorecard=loaded, missing=tuple(loaded.missing_from(lexicon_set)),
+                   **context)
 
 
 def apply_scoring(result: CallResult, setup: ScoringSetup) -> CallResult:
-    """The same result with `hits`, `score`, `lexicon_version` and `scorecard_version` (re)computed."""
+    """The same result with `hits`, `score`, `lexicon_version` and `scorecard_version` (re)computed; a diarized
+    mono call's roles are found again first, from the lexicons' role cues."""
+    if setup.lexicons is not None:
+        result = redetect_roles(result, setup.lexicons, options=setup.roles, metrics=setup.metrics,
+                                turn_max_pause_s=setup.turn_max_pause_s)
     warnings = [warning for warning in result.warnings if not warning.startswith(SCORE_WARNING)]
     hits = []
     if setup.lexicons is not None:
