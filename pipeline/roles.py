@@ -176,10 +176,12 @@ def roles_of_mono_call(words: Sequence[Word], *, lexicons: LexiconSet | None, di
     hits = []
     if lexicons is not None and lexicons.role_cues:
         hits = lexicons.matcher.find_hits(words, turns, max((w.end for w in words), default=0.0))
-    return detect_roles(speakers, turns, hits, cues=lexicons.role_cues if lexicons else {}, direction=direction,
-                        voices=voices, voiceprint=voiceprint.embedding if voiceprint else None,
-                        voiceprint_name=(voiceprint.manager_name or voiceprint.manager_id) if voiceprint else None,
-                        kept=kept, options=options)
+    roles, detection = detect_roles(
+        speakers, turns, hits, cues=lexicons.role_cues if lexicons else {}, direction=direction, voices=voices,
+        voiceprint=voiceprint.embedding if voiceprint else None,
+        voiceprint_name=(voiceprint.manager_name or voiceprint.manager_id) if voiceprint else None, kept=kept,
+        options=options)
+    return roles, detection.model_copy(update={"lexicon_version": lexicons.version if lexicons else None})
 
 
 UNKNOWN_ROLES_WARNING = "mono recording: roles are unknown: "
@@ -205,7 +207,8 @@ def redetect_roles(result: CallResult, lexicons: LexiconSet, *, options: RoleOpt
     from pipeline.turns import build_turns
 
     detection = result.role_detection
-    if detection is None or detection.method != "detected" or not result.words:
+    if (detection is None or detection.method != "detected" or not result.words
+            or detection.lexicon_version == lexicons.version):  # found with these very cues (a fresh analysis)
         return result
     unlabelled = [word.model_copy(update={"role": "unknown"}) for word in result.words]
     kept = [item for item in detection.evidence if item.kind in ("direction", "voiceprint")]

@@ -214,6 +214,7 @@ class RoleDetection(_Frozen):
     manager: str | None = Field(None, description="the manager's speaker id; null when roles are unknown")
     confidence: float | None = Field(None, description="probability that the roles are right (0.5-1)")
     evidence: list[RoleEvidence] = []
+    lexicon_version: str | None = Field(None, description="the lexicons whose role cues were weighed")
 
 
 class CallMetadata(_Frozen):
