@@ -166,6 +166,23 @@ def test_oauth_refreshes_expired_tokens_and_persists_the_new_pair(tmp_path: Path
             Bitrix24Client(stale).result("user.get")  # the old refresh token was used up
 
 
+def test_a_token_that_expires_again_is_refreshed_again_within_bounds(tmp_path: Path) -> None:
+    """A call that waits out retries can outlive a fresh token: it refreshes again, at most three times (a portal
+    that keeps handing out dead tokens gets an error, not a loop)."""
+    portal = _portal(tmp_path, calls=1)
+    options = SandboxOptions(token_ttl_s=0.0)  # every token, refreshed ones too, is expired when used
+    saved: list[tuple[str, str]] = []
+    with serve(portal, options) as running:
+        access, refresh = running.sandbox.issue_tokens()
+        auth = OAuthAuth(portal=running.base_url, client_id=options.client_id,
+                         client_secret=SecretStr(options.client_secret), access_token=SecretStr(access),
+                         refresh_token=SecretStr(refresh), token_url=f"{running.base_url}/oauth/token/",
+                         on_refresh=lambda a, r: saved.append((a, r)))
+        with pytest.raises(AuthError, match="expired_token"):
+            Bitrix24Client(auth).result("user.get")
+    assert len(saved) == 3 and len({pair[1] for pair in saved}) == 3
+
+
 def test_errors_name_the_method_not_the_secret(tmp_path: Path, caplog) -> None:
     portal = _portal(tmp_path, calls=1)
     with serve(portal) as running, caplog.at_level(logging.DEBUG):

@@ -10,7 +10,8 @@ What it does for the portal's rules (../shared/reference/bitrix24-rest.md, secti
 - 503 QUERY_LIMIT_EXCEEDED: back off and retry; 429 OPERATION_TIME_LIMIT: wait until `operating_reset_at`;
 - 5xx and bodies that are not JSON (an HTML error page under load): retry reads; a write that was sent and got
   no answer is never retried blindly: it raises AmbiguousWrite, and the caller looks before it posts again;
-- OAuth `expired_token`: refresh once, hand the new tokens to a callback that persists them, repeat the call.
+- OAuth `expired_token`: refresh, hand the new tokens to a callback that persists them, repeat the call (up to
+  three refreshes per call: a token can expire again while a call waits out retries).
 The retry loop is written out rather than delegated to a retry library because each Bitrix24 error needs its own
 reaction (wait for a reset time, refresh, never repeat a write). Secrets stay inside the auth objects: errors and
 logs name the method only.
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "callqa/0.1 (+https://github.com/callqa)"
 PAGE = 50
+MAX_TOKEN_REFRESHES = 3  # per call
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -218,7 +220,7 @@ class Bitrix24Client:
             write: the call changes data: never repeated once sent without an answer (AmbiguousWrite).
         """
         params = params or {}
-        refreshed = False
+        refreshes = 0
         for attempt in range(self.max_retries + 1):
             wait_until = self._reset_at.get(method)
             if wait_until and wait_until > time.time():
@@ -258,8 +260,11 @@ class Bitrix24Client:
                     self._reset_at[method] = float(reset)  # close to the 480 s budget: slow down
                 return body
             code, description = str(body.get("error") or ""), str(body.get("error_description") or "")
-            if code == "expired_token" and not refreshed and self.auth.refresh(self.http):
-                refreshed = True
+            # The portal refused the call unread: safe to repeat, even a write. A token can expire again while a
+            # call waits out retries and timeouts (tokens live an hour, the sandbox's tests two seconds), so a few
+            # refreshes are allowed; the bound stops a portal that hands out dead tokens.
+            if code == "expired_token" and refreshes < MAX_TOKEN_REFRESHES and self.auth.refresh(self.http):
+                refreshes += 1
                 continue
             if code in ("QUERY_LIMIT_EXCEEDED", "INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER") \
                     and attempt < self.max_retries:
