@@ -145,23 +145,26 @@ def test_retries_through_503s_and_html_pages(tmp_path: Path) -> None:
     assert portal.rejected["injected_503"] >= 5 and portal.rejected["html"] >= 1
 
 
+def _oauth(running, options: SandboxOptions, access: str, refresh: str, on_refresh=None) -> OAuthAuth:
+    """OAuth against the sandbox with the given token pair."""
+    return OAuthAuth(portal=running.base_url, client_id=options.client_id,
+                     client_secret=SecretStr(options.client_secret), access_token=SecretStr(access),
+                     refresh_token=SecretStr(refresh), token_url=f"{running.base_url}/oauth/token/",
+                     on_refresh=on_refresh)
+
+
 def test_oauth_refreshes_expired_tokens_and_persists_the_new_pair(tmp_path: Path) -> None:
     portal = _portal(tmp_path, calls=1)
     options = SandboxOptions(token_ttl_s=0.0)  # every token is already expired when first used
     saved: list[tuple[str, str]] = []
     with serve(portal, options) as running:
         access, refresh = running.sandbox.issue_tokens()
-        auth = OAuthAuth(portal=running.base_url, client_id=options.client_id,
-                         client_secret=SecretStr(options.client_secret), access_token=SecretStr(access),
-                         refresh_token=SecretStr(refresh), token_url=f"{running.base_url}/oauth/token/",
-                         on_refresh=lambda a, r: saved.append((a, r)))
+        auth = _oauth(running, options, access, refresh, on_refresh=lambda a, r: saved.append((a, r)))
         running.sandbox.options.token_ttl_s = 3600.0  # the refreshed token lives
         client = Bitrix24Client(auth)
         assert client.result("user.get", {"FILTER": {"ID": ["12"]}})[0]["ID"] == "12"
         assert len(saved) == 1 and saved[0][1] != refresh  # a new refresh token, handed over to be stored
-        stale = OAuthAuth(portal=running.base_url, client_id=options.client_id,
-                          client_secret=SecretStr(options.client_secret), access_token=SecretStr(access),
-                          refresh_token=SecretStr(refresh), token_url=f"{running.base_url}/oauth/token/")
+        stale = _oauth(running, options, access, refresh)
         with pytest.raises(AuthError, match="refresh token was refused"):
             Bitrix24Client(stale).result("user.get")  # the old refresh token was used up
 
@@ -174,10 +177,7 @@ def test_a_token_that_expires_again_is_refreshed_again_within_bounds(tmp_path: P
     saved: list[tuple[str, str]] = []
     with serve(portal, options) as running:
         access, refresh = running.sandbox.issue_tokens()
-        auth = OAuthAuth(portal=running.base_url, client_id=options.client_id,
-                         client_secret=SecretStr(options.client_secret), access_token=SecretStr(access),
-                         refresh_token=SecretStr(refresh), token_url=f"{running.base_url}/oauth/token/",
-                         on_refresh=lambda a, r: saved.append((a, r)))
+        auth = _oauth(running, options, access, refresh, on_refresh=lambda a, r: saved.append((a, r)))
         with pytest.raises(AuthError, match="expired_token"):
             Bitrix24Client(auth).result("user.get")
     assert len(saved) == 3 and len({pair[1] for pair in saved}) == 3

@@ -74,11 +74,15 @@ class CallqaWorkerPlugin(WorkerPlugin):
 
         return VoiceprintStore(self.store, self.job.settings.voiceprints)
 
+    @functools.cached_property
+    def _voiceprints_seen(self) -> dict:
+        return {}
+
     def voiceprint(self, manager_id: str | None):
         """The manager's voiceprint as it was when this worker first needed it (None: none, or unreadable)."""
         if not manager_id:
             return None
-        cache = self.__dict__.setdefault("_voiceprint_cache", {})
+        cache = self._voiceprints_seen
         if manager_id not in cache:
             try:
                 cache[manager_id] = self.voiceprints.get(manager_id)
