@@ -240,18 +240,51 @@ def batch_size_for(device: str, options: AsrOptions) -> int:
     return options.batch_size or (16 if device == "cuda" else 4)
 
 
+def _fixed_order_features(whisper):
+    """faster-whisper's log-Mel features, computed the same way whatever BLAS's thread count.
+
+    The library applies its mel filter bank with `@`, that is OpenBLAS's sgemm, which splits the product between
+    its threads and sums each output in an order that depends on the split: features one float32 ULP apart
+    between `callqa analyze` (BLAS on every core) and a Dask worker (OPENBLAS_NUM_THREADS=1), and on an AMD EPYC
+    beam search turned that into other words for the same call (issue 11). `np.einsum` without optimisation sums
+    in one fixed order in a single thread: 8 ms per 30 s chunk, nothing next to the encoder.
+    """
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    class FixedOrderFeatures(FeatureExtractor):
+        # The body of faster-whisper 1.2.1's FeatureExtractor.__call__ with the one product replaced;
+        # tests/test_asr.py checks that it still gives the library's features.
+        def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> np.ndarray:
+            if chunk_length is not None:
+                self.n_samples = chunk_length * self.sampling_rate
+                self.nb_max_frames = self.n_samples // self.hop_length
+            waveform = np.pad(waveform.astype(np.float32, copy=False), (0, padding)) if padding else waveform
+            window = np.hanning(self.n_fft + 1)[:-1].astype(np.float32)
+            spectrum = self.stft(waveform.astype(np.float32, copy=False), self.n_fft, self.hop_length,
+                                 window=window, return_complex=True).astype(np.complex64)
+            magnitudes = np.abs(spectrum[..., :-1]) ** 2  # (n_fft // 2 + 1, frames)
+            mel = np.einsum("mf,...ft->...mt", self.mel_filters, magnitudes, optimize=False)  # (n_mels, frames)
+            log_spec = np.log10(np.clip(mel, a_min=1e-10, a_max=None))
+            log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+            return (log_spec + 4.0) / 4.0
+
+    return FixedOrderFeatures(**whisper.feat_kwargs)
+
+
 class _EncoderTap:
-    """Stands in for a WhisperModel and keeps the first encoder output the batched pipeline computes.
+    """Stands in for a WhisperModel: keeps the first encoder output the batched pipeline computes, and gives it
+    features that do not depend on the BLAS thread count (`_fixed_order_features`).
 
     With the language forced, faster-whisper never asks which language it hears; asking separately
     (`WhisperModel.detect_language`) costs a second encoder pass, 13 % of the whole analysis of a call on CPU.
     The encoder output of the first batch is already there, and the language head on it is nearly free.
-    Everything but `encode` goes straight to the real model.
+    Everything but `encode` and `feature_extractor` goes straight to the real model.
     """
 
     def __init__(self, whisper) -> None:
         self._whisper = whisper
         self.first_encoder_output = None
+        self.feature_extractor = _fixed_order_features(whisper)
 
     def __getattr__(self, name: str):
         return getattr(self._whisper, name)

@@ -123,3 +123,26 @@ def test_word_times_respect_the_offset_of_a_block(analyzer) -> None:
     assert [t.role for t in blocked.turns] == [t.role for t in whole.turns]
     for a, b in zip(blocked.turns, whole.turns):
         assert a.start == pytest.approx(b.start, abs=0.5)
+
+
+def test_features_are_the_librarys_and_the_same_on_any_blas_thread_count() -> None:
+    """The cause of one call giving other words under `analyze` and on a Dask worker (issue 11): faster-whisper's
+    mel filter product through OpenBLAS sums in an order that depends on its thread count."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.asr import _fixed_order_features
+
+    class Whisper:  # what _fixed_order_features reads of a WhisperModel
+        feat_kwargs = {"feature_size": 80}
+
+    _, samples = decode_all(SAMPLE_CALLS[0].stereo)
+    chunk = samples[0][: 30 * SAMPLE_RATE_HZ]
+    ours = _fixed_order_features(Whisper())
+    by_threads = {}
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            by_threads[threads] = (ours(chunk), FeatureExtractor(feature_size=80)(chunk))
+    assert np.array_equal(by_threads[1][0], by_threads[2][0])
+    np.testing.assert_allclose(by_threads[1][0], by_threads[1][1], atol=1e-5)
+    assert by_threads[1][0].shape == by_threads[1][1].shape == (80, 3001)

@@ -17,9 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from pipeline.evaluation import normalised_wer
 from pipeline.schema import CallResult
 from tests.conftest import CALLS, SAMPLE_CALLS
 from tests.services import dask_cluster, s3_server
@@ -78,12 +75,17 @@ def statuses(summary: dict) -> dict[str, str]:
     return {call["call_id"]: call["status"] for call in summary["calls"]}
 
 
+def _words(result: CallResult) -> list[tuple[float, float, str, str | None]]:
+    return [(word.start, word.end, word.text, word.role) for word in result.words]
+
+
 def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Path, stereo_results) -> None:
     source, store = make_source(tmp_path / "calls"), tmp_path / "store"
     done = run("--source", str(source), "--store", str(store))
     assert done.returncode == 0, done.stderr
     summary = run_summary(store, done.stdout)
     assert statuses(summary) == {call.call_id: "processed" for call in SHORT_CALLS[:3]}
+    first_words = {}
     for call in SHORT_CALLS[:3]:
         folder = store / "calls" / call.call_id
         facts = json.loads((folder / "audio.json").read_text(encoding="utf-8"))
@@ -94,9 +96,20 @@ def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Pat
         assert transcript.score is None and result.score is not None and result.hits
         assert result.words == transcript.words and result.source.uri == str(source / call.stereo.name)
         assert result.direction == call.direction
-        analyzed = stereo_results[call.call_id]  # the same call through `callqa analyze`'s code path
-        assert normalised_wer(" ".join(w.text for w in analyzed.words), " ".join(w.text for w in result.words)) < 0.05
-        assert result.metrics.talk_ratio_manager == pytest.approx(analyzed.metrics.talk_ratio_manager, abs=0.02)
+        # One call, one result: the words (and their times) through `callqa analyze`'s code path in this process,
+        # with BLAS and CTranslate2 on every core, are the words of a Dask worker process held to one thread.
+        analyzed = stereo_results[call.call_id]
+        assert _words(result) == _words(analyzed)
+        assert result.metrics == analyzed.metrics and result.score == analyzed.score
+        first_words[call.call_id] = _words(result)
+
+    # ... and of a forced re-run on a single worker.
+    single = run("--source", str(source), "--store", str(store), "--workers", "1", "--force")
+    assert single.returncode == 0, single.stderr
+    assert set(statuses(run_summary(store, single.stdout)).values()) == {"processed"}
+    for call in SHORT_CALLS[:3]:
+        again = CallResult.from_json((store / "calls" / call.call_id / "result.json").read_text(encoding="utf-8"))
+        assert _words(again) == first_words[call.call_id]
     before = {path: path.stat().st_mtime_ns for path in store.glob("calls/*/*.json")}
 
     again = run("--source", str(source), "--store", str(store))
