@@ -7,13 +7,14 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY pipeline pipeline
 COPY models models
 COPY lexicons lexicons
 # Editable, so that models/cache and lexicons/ resolve to /app (where the volumes are mounted); with pyannote.audio
-# for mono calls (its pipeline folder goes into the models-cache volume, see docs/speakers.md).
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e '.[pyannote]' \
+# for mono calls (its pipeline folder goes into the models-cache volume, see docs/speakers.md). The versions are
+# requirements.lock's, the ones `make test` passed with (pip constraints pin only what the image installs).
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -c requirements.lock -e '.[pyannote]' \
     && /opt/venv/bin/callqa --help > /dev/null
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 CMD ["callqa", "--help"]

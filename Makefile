@@ -3,24 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.callqa-installed
+LOCK := requirements.lock
 MODEL := models/cache/whisper-base/callqa-model.json
 # Debian packages the tests need: festival (Russian calls), sox, espeak-ng (English speech), and chromium with
 # fonts-dejavu-core to open the HTML report headless.
 APT_PACKAGES := festival festvox-ru sox espeak-ng chromium fonts-dejavu-core
 
-.PHONY: help venv model demo test test-fast bench system-deps samples lint clean
+.PHONY: help venv model demo test test-fast bench system-deps samples lint lock clean
 
 help:
 	@echo "make demo   - set up .venv and the default model, analyse the bundled sample calls"
 	@echo "make test   - set up the same way and run the whole test suite"
 	@echo "make bench  - run the benchmarks (figures go to bench/README.md by hand)"
 	@echo "make samples - re-render the sample calls with festival (tests/synth/render.py)"
+	@echo "make lock   - re-resolve pyproject.toml's dependencies into $(LOCK) (then make test, commit both)"
 
-$(INSTALLED): pyproject.toml
+# Installs exactly the versions in $(LOCK) (pip constraints), so a fresh clone gets what CI tested.
+$(INSTALLED): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "callqa needs Python 3.11 or newer"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $@
 
 venv: $(INSTALLED)
@@ -63,6 +66,17 @@ samples: venv system-deps
 
 lint: venv
 	$(BIN)/ruff check pipeline models tests bench
+
+# A fresh resolution of pyproject.toml's ranges, frozen: the newest versions they admit today.
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet --upgrade pip
+	build/lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	{ sed -n '/^#/p' $(LOCK); build/lock-venv/bin/python -m pip freeze --all --exclude-editable --exclude pip; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf build/lock-venv
+	@echo "$(LOCK) written: run make clean test, then commit it"
 
 clean:
 	rm -rf $(VENV) models/cache demo-output .pytest_cache
