@@ -145,6 +145,22 @@ def test_retries_through_503s_and_html_pages(tmp_path: Path) -> None:
     assert portal.rejected["injected_503"] >= 5 and portal.rejected["html"] >= 1
 
 
+def test_a_method_blocked_for_its_operating_time_waits_until_the_reset(tmp_path: Path) -> None:
+    portal = _portal(tmp_path, calls=1)
+    options = SandboxOptions(blocked_method="user.get", block_after_calls=2, block_s=120.0)
+    waits: list[float] = []
+    with serve(portal, options) as running:
+        def sleep(seconds: float) -> None:  # the portal's clock moves on by what the client waits
+            waits.append(seconds)
+            running.sandbox.blocked_until -= seconds
+
+        client = _client(running, sleep=sleep)
+        for _ in range(4):
+            assert client.result("user.get", {"FILTER": {"ID": ["12"]}})[0]["ID"] == "12"
+    assert portal.rejected["operation_time_limit"] == 1
+    assert len(waits) == 1 and 110 < waits[0] <= 120  # until operating_reset_at, not a blind back-off
+
+
 def _oauth(running, options: SandboxOptions, access: str, refresh: str, on_refresh=None) -> OAuthAuth:
     """OAuth against the sandbox with the given token pair."""
     return OAuthAuth(portal=running.base_url, client_id=options.client_id,
@@ -155,12 +171,12 @@ def _oauth(running, options: SandboxOptions, access: str, refresh: str, on_refre
 
 def test_oauth_refreshes_expired_tokens_and_persists_the_new_pair(tmp_path: Path) -> None:
     portal = _portal(tmp_path, calls=1)
-    options = SandboxOptions(token_ttl_s=0.0)  # every token is already expired when first used
+    options = SandboxOptions(token_ttl_requests=0)  # every token is already dead when first used
     saved: list[tuple[str, str]] = []
     with serve(portal, options) as running:
         access, refresh = running.sandbox.issue_tokens()
         auth = _oauth(running, options, access, refresh, on_refresh=lambda a, r: saved.append((a, r)))
-        running.sandbox.options.token_ttl_s = 3600.0  # the refreshed token lives
+        running.sandbox.options.token_ttl_requests = None  # the refreshed token lives
         client = Bitrix24Client(auth)
         assert client.result("user.get", {"FILTER": {"ID": ["12"]}})[0]["ID"] == "12"
         assert len(saved) == 1 and saved[0][1] != refresh  # a new refresh token, handed over to be stored
@@ -173,7 +189,7 @@ def test_a_token_that_expires_again_is_refreshed_again_within_bounds(tmp_path: P
     """A call that waits out retries can outlive a fresh token: it refreshes again, at most three times (a portal
     that keeps handing out dead tokens gets an error, not a loop)."""
     portal = _portal(tmp_path, calls=1)
-    options = SandboxOptions(token_ttl_s=0.0)  # every token, refreshed ones too, is expired when used
+    options = SandboxOptions(token_ttl_requests=0)  # every token, refreshed ones too, is dead when used
     saved: list[tuple[str, str]] = []
     with serve(portal, options) as running:
         access, refresh = running.sandbox.issue_tokens()

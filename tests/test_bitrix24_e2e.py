@@ -100,7 +100,9 @@ def test_one_comment_per_call_then_nothing_new_then_updated_in_place(tmp_path: P
 
 def test_faults_still_give_exactly_one_comment_per_call(tmp_path: Path) -> None:
     portal = seeded_portal()
-    options = SandboxOptions(fail_rate=0.3, html_error_rate=0.05, token_ttl_s=2.0, unanswered_writes=1, hang_s=4.0,
+    # Faults that do not depend on the machine's speed: tokens die after 7 requests, the unanswered write hangs
+    # until the sandbox stops (the client's 1.5 s timeout gives up on it first).
+    options = SandboxOptions(fail_rate=0.3, html_error_rate=0.05, token_ttl_requests=7, unanswered_writes=1,
                              seed=11)
     store, tokens = tmp_path / "store", tmp_path / "tokens.json"
     with serve(portal, options) as sandbox:
@@ -130,6 +132,27 @@ def test_a_deal_the_webhook_may_not_edit_fails_that_call_only(tmp_path: Path) ->
     assert done.returncode == 1
     assert f"comment {call_ids(portal)[1]}: failed: Bitrix24 crm.timeline.comment.add: ACCESS_DENIED" in done.stdout
     assert sorted(comments(portal)) == [DEALS[0], DEALS[2]]
+
+
+def test_a_recording_served_as_a_web_page_or_stalling_fails_that_call_only(tmp_path: Path) -> None:
+    portal = seeded_portal()
+    html, stalled, fine = portal.calls
+    options = SandboxOptions(html_recordings={str(html["RECORD_FILE_ID"])},
+                             stalled_recordings={str(stalled["RECORD_FILE_ID"])})
+    store = tmp_path / "store"
+    with serve(portal, options) as sandbox:
+        done = run(store, CALLQA_BITRIX24_WEBHOOK=sandbox.webhook_url, CALLQA_BITRIX24__TIMEOUT_S="2")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert portal.rejected["stalled"] == 1
+    summaries = [json.loads(path.read_text(encoding="utf-8")) for path in (store / "runs").glob("*.json")]
+    summary = next(summary for summary in summaries if summary.get("calls"))
+    outcomes = {call["call_id"]: call for call in summary["calls"]}
+    assert outcomes[html["CALL_ID"]]["status"] == "failed"
+    assert "served text/html" in outcomes[html["CALL_ID"]]["reason"]
+    assert outcomes[stalled["CALL_ID"]]["status"] == "failed"
+    assert "cannot download the recording" in outcomes[stalled["CALL_ID"]]["reason"]
+    assert outcomes[fine["CALL_ID"]]["status"] == "processed"
+    assert sorted(comments(portal)) == [DEALS[2]]  # the batch went on past both
 
 
 def test_dry_run_and_quality_gates(tmp_path: Path, stereo_results) -> None:

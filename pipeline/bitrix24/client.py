@@ -196,6 +196,7 @@ class Bitrix24Client:
         self.bucket = _LeakyBucket(max(1, burst - 2), rate_per_s, clock, sleep)  # a little room for others
         self.http = httpx.Client(transport=transport, timeout=timeout_s, follow_redirects=False,
                                  headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.clock = clock
         self.requests = 0  # sent, for the benchmark's requests-per-call figure
         self._reset_at: dict[str, float] = {}
 
@@ -314,11 +315,15 @@ class Bitrix24Client:
                 return
             last_id = int(rows[-1]["ID"])
 
-    def download(self, url: str, *, max_bytes: int, referer: str) -> tuple[bytes, str]:
+    def download(self, url: str, *, max_bytes: int, referer: str, deadline_s: float = 300.0) -> tuple[bytes, str]:
         """GET a signed download URL as a browser would (a real User-Agent and Referer, or some portals answer
-        with an HTML 404); returns (bytes, content type). Counts against the rate like any request."""
+        with an HTML 404); returns (bytes, content type). Counts against the rate like any request.
+
+        A transfer that stalls fails after the client's timeout (per read); one that crawls, after `deadline_s`.
+        """
         self.bucket.acquire()
         self.requests += 1
+        started = self.clock()
         try:
             with self.http.stream("GET", url, headers={"Accept": "*/*", "Referer": referer,
                                                        "Accept-Language": "ru,en"}) as response:
@@ -329,6 +334,8 @@ class Bitrix24Client:
                     size += len(chunk)
                     if size > max_bytes:
                         raise TransportError("download", "TOO_LARGE", f"over {max_bytes // 1_000_000} MB")
+                    if self.clock() - started > deadline_s:
+                        raise TransportError("download", "TOO_SLOW", f"not done after {deadline_s:.0f} s")
                     chunks.append(chunk)
                 return b"".join(chunks), response.headers.get("content-type", "")
         except httpx.TransportError as error:

@@ -3,8 +3,10 @@ what callqa uses (../shared/reference/bitrix24-rest.md): webhook and OAuth auth,
 `batch` with PHP-style commands, the leaky bucket, error envelopes, signed download URLs serving audio,
 telephony statistics, activity bindings, deals, users and timeline comments.
 
-Faults on demand: a share of 503s and of HTML error pages, OAuth tokens that expire, writes applied and then left
-unanswered (the client times out), recordings that arrive late, a deal the webhook may not edit.
+Faults on demand: a share of 503s and of HTML error pages, OAuth tokens that expire (after a time, or after a
+number of requests), writes applied and then left unanswered (the client times out), recordings that arrive late,
+a deal the webhook may not edit. Tests use the faults that do not depend on how fast the machine is: tokens that
+die after N requests, hangs released by an event when the sandbox stops.
 
     portal = Portal.from_folder(Path("tests/data/calls"), day=date(2026, 11, 28))
     with serve(portal, SandboxOptions()) as sandbox:
@@ -49,12 +51,20 @@ class SandboxOptions:
     Attributes:
         webhook_user, webhook_secret: the inbound webhook's path (/rest/USER/SECRET/).
         client_id, client_secret: the OAuth app; `token_ttl_s` how long an access token lives.
+        token_ttl_requests: an access token also dies after this many requests (None: only `token_ttl_s` counts).
         bucket_capacity, drain_per_s: the leaky bucket per client address (50 and 2/s on ordinary plans).
         fail_rate: share of requests answered 503 QUERY_LIMIT_EXCEEDED whatever the bucket says.
         html_error_rate: share answered by a 502 HTML page (a proxy in trouble).
-        unanswered_writes: this many writes are applied and then left without an answer for `hang_s`.
+        unanswered_writes: this many writes are applied and then left without an answer until the sandbox stops
+            (or `hang_s`, when set, has passed).
         late_records: calls whose recording appears only from the second listing on.
         locked_deals: deals the webhook may read but not edit (comments: ACCESS_DENIED).
+        html_recordings: recording file ids served as an HTML error page with status 200 (a portal in trouble).
+        stalled_recordings: recording file ids whose download sends its headers and first bytes, then nothing
+            more until the sandbox stops.
+        blocked_method, block_after_calls, block_s: once `blocked_method` has been called `block_after_calls`
+            times, it is blocked for `block_s` seconds: 429 OPERATION_TIME_LIMIT with `operating_reset_at` (the
+            portal's operating-time limit, reference 7.2). Once per sandbox.
     """
 
     webhook_user: int = 1
@@ -62,14 +72,20 @@ class SandboxOptions:
     client_id: str = "local.callqa"
     client_secret: str = "sandbox-client-secret"
     token_ttl_s: float = 3600.0
+    token_ttl_requests: int | None = None
     bucket_capacity: int = 50
     drain_per_s: float = 2.0
     fail_rate: float = 0.0
     html_error_rate: float = 0.0
     unanswered_writes: int = 0
-    hang_s: float = 3.0
+    hang_s: float | None = None
     late_records: set[str] = field(default_factory=set)
     locked_deals: set[str] = field(default_factory=set)
+    html_recordings: set[str] = field(default_factory=set)
+    stalled_recordings: set[str] = field(default_factory=set)
+    blocked_method: str | None = None
+    block_after_calls: int = 0
+    block_s: float = 5.0
     seed: int = 7
 
 
@@ -122,7 +138,8 @@ class Portal:
         self.next_id = 1000
         self.listings = 0
         self.requests: dict[str, int] = {}
-        self.rejected = {"limit": 0, "injected_503": 0, "html": 0, "unanswered": 0}
+        self.rejected = {"limit": 0, "injected_503": 0, "html": 0, "unanswered": 0, "stalled": 0,
+                         "operation_time_limit": 0}
 
     def new_id(self) -> str:
         self.next_id += 1
@@ -242,6 +259,12 @@ def _matches(row: dict, conditions: dict) -> bool:
     return True
 
 
+@dataclass
+class _Token:
+    expires_at: float  # time.time()
+    requests_left: int | None  # None: no limit
+
+
 class Sandbox:
     """The API's behaviour: auth, limits, faults, and the methods."""
 
@@ -249,9 +272,12 @@ class Sandbox:
         self.portal, self.options = portal, options
         self.random = random.Random(options.seed)
         self.bucket = _Bucket(options.bucket_capacity, options.drain_per_s)
-        self.tokens: dict[str, float] = {}  # access token -> expiry
+        self.tokens: dict[str, _Token] = {}
+        self.stopping = threading.Event()  # releases the writes left hanging
         self.refresh_tokens: set[str] = set()
         self.unanswered_left = options.unanswered_writes
+        self.blocked_method_calls = 0
+        self.blocked_until: float | None = None
         self.base_url = ""
         self.secret_salt = hashlib.sha256(options.webhook_secret.encode()).hexdigest()[:16]
 
@@ -263,7 +289,8 @@ class Sandbox:
     def issue_tokens(self) -> tuple[str, str]:
         access = hashlib.sha256(f"a{self.random.random()}".encode()).hexdigest()[:32]
         refresh = hashlib.sha256(f"r{self.random.random()}".encode()).hexdigest()[:32]
-        self.tokens[access] = time.time() + self.options.token_ttl_s
+        self.tokens[access] = _Token(expires_at=time.time() + self.options.token_ttl_s,
+                                     requests_left=self.options.token_ttl_requests)
         self.refresh_tokens.add(refresh)
         return access, refresh
 
@@ -285,10 +312,14 @@ class Sandbox:
             if (path_user, path_secret) != (str(self.options.webhook_user), self.options.webhook_secret):
                 raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
             return
-        token = params.get("auth")
-        if token not in self.tokens:
+        token = self.tokens.get(params.get("auth"))
+        if token is None:
             raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
-        if self.tokens[token] < time.time():
+        with self.portal.lock:
+            expired = token.expires_at < time.time() or token.requests_left == 0
+            if token.requests_left:
+                token.requests_left -= 1
+        if expired:
             raise ApiError("expired_token", "The access token provided has expired.", 401)
 
     # --- downloads ------------------------------------------------------------------------------------------
@@ -303,6 +334,9 @@ class Sandbox:
             return 404, b"<html><body><h1>404 Not Found</h1><hr>nginx</body></html>", "text/html"
         if query.get("token") != self.download_token(file_id) or file_id not in self.portal.files:
             return 403, b"<html><body>Access denied</body></html>", "text/html"
+        if file_id in self.options.html_recordings:
+            return 200, b"<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>", \
+                "text/html; charset=utf-8"
         return 200, self.portal.files[file_id], "audio/mpeg"
 
     # --- methods ----------------------------------------------------------------------------------------------
@@ -454,6 +488,19 @@ class Sandbox:
         return {"result": results or [], "result_error": errors or [], "result_total": totals or [],
                 "result_next": nexts or [], "result_time": times or []}, {}
 
+    def check_operating_time(self, method: str) -> None:
+        """The operating-time limit, as a fault: one block of `blocked_method` once it was called often enough."""
+        if method != self.options.blocked_method:
+            return
+        with self.portal.lock:
+            self.blocked_method_calls += 1
+            if self.blocked_until is None and self.blocked_method_calls > self.options.block_after_calls:
+                self.blocked_until = time.time() + self.options.block_s
+            blocked = self.blocked_until is not None and time.time() < self.blocked_until
+        if blocked:
+            self.portal.rejected["operation_time_limit"] += 1
+            raise ApiError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429)
+
     def is_write(self, method: str, params: dict) -> bool:
         if method in WRITE_METHODS:
             return True
@@ -477,6 +524,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _stall(self, body: bytes, content_type: str) -> None:
+        """Headers and the first kilobyte, then silence until the sandbox stops: the client must give up."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:1024])
+        self.wfile.flush()
+        self.sandbox.portal.rejected["stalled"] += 1
+        self.sandbox.stopping.wait()
+        self.close_connection = True
 
     def _json(self, status: int, payload: dict) -> None:
         self._send(status, json.dumps(payload, ensure_ascii=False).encode())
@@ -506,8 +565,11 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = sandbox.token_response(dict(parse_qsl(url.query)))
             return self._json(status, payload)
         if url.path == "/rest/download.json":
-            status, body, content_type = sandbox.download(dict(parse_qsl(url.query)),
-                                                          self.headers.get("User-Agent", ""))
+            query = dict(parse_qsl(url.query))
+            status, body, content_type = sandbox.download(query, self.headers.get("User-Agent", ""))
+            if status == 200 and query.get("token", "").split("|")[1:2] and \
+                    query["token"].split("|")[1] in sandbox.options.stalled_recordings:
+                return self._stall(body, content_type)
             return self._send(status, body, content_type)
         parts = [p for p in url.path.split("/") if p]
         if not parts or parts[0] != "rest" or len(parts) not in (2, 4):
@@ -530,16 +592,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
         try:
             sandbox.check_auth(user, secret, params)
+            sandbox.check_operating_time(method)
             result, extra = sandbox.dispatch(method, {k: v for k, v in params.items() if k != "auth"})
         except ApiError as error:
-            return self._json(error.status, {"error": error.code, "error_description": error.description})
+            payload = {"error": error.code, "error_description": error.description}
+            if error.code == "OPERATION_TIME_LIMIT":
+                payload["time"] = {**_time_block(started), "operating_reset_at": sandbox.blocked_until,
+                                   "operating": 480.0}
+            return self._json(error.status, payload)
         if sandbox.is_write(method, params):
             with sandbox.portal.lock:
                 hang = sandbox.unanswered_left > 0
                 sandbox.unanswered_left -= hang
             if hang:  # applied, then no answer in time: the client cannot tell whether it happened
                 sandbox.portal.rejected["unanswered"] += 1
-                time.sleep(options.hang_s)
+                sandbox.stopping.wait(options.hang_s)
                 self.close_connection = True
                 return None
         return self._json(200, {"result": result, **extra, "time": _time_block(started)})
@@ -573,5 +640,6 @@ def serve(portal: Portal, options: SandboxOptions | None = None, *, host: str = 
     try:
         yield Running(sandbox=sandbox, server=server)
     finally:
+        sandbox.stopping.set()
         server.shutdown()
         server.server_close()

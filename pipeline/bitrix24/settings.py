@@ -42,7 +42,8 @@ class Bitrix24Settings(BaseModel):
         no_deal: when a call's activity is bound to no deal, comment on its contact (or lead), or skip it.
         protect_personal_data: pass quotes in comments through the PII redactor (phones, cards, documents...).
         redact_stored_transcripts: apply the same redaction to the words stored in the artifact store.
-        timeout_s: per request.
+        timeout_s: per request (and per read of a download: a transfer that stalls fails after this long).
+        download_timeout_s: a recording still downloading after this long is given up (a crawling transfer).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +58,7 @@ class Bitrix24Settings(BaseModel):
     protect_personal_data: bool = True
     redact_stored_transcripts: bool = False
     timeout_s: float = Field(30.0, gt=0)
+    download_timeout_s: float = Field(300.0, gt=0)
 
 
 def make_client(settings: Bitrix24Settings, *, rate_share: float = 1.0):

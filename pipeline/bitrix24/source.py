@@ -126,12 +126,14 @@ class Bitrix24Source:
             if (record.source_ref or "").startswith("url:"):
                 file_info = {"NAME": record.source_ref.rsplit("/", 1)[-1].split("?")[0]}
                 data, content_type = self.client.download(record.source_ref[4:], max_bytes=limit,
-                                                          referer=self.portal + "/")
+                                                          referer=self.portal + "/",
+                                                          deadline_s=self.settings.download_timeout_s)
             else:
                 # A fresh link every time: it embeds a token that expires (reference 3.2).
                 file_info = self.client.result("disk.file.get", {"id": record.source_ref})
                 data, content_type = self.client.download(file_info["DOWNLOAD_URL"], max_bytes=limit,
-                                                          referer=self.portal + "/")
+                                                          referer=self.portal + "/",
+                                                          deadline_s=self.settings.download_timeout_s)
         except Bitrix24Error as error:
             raise CallError(record.uri, f"cannot download the recording: {error}") from error
         if not looks_like_audio(data, content_type):
