@@ -42,6 +42,8 @@ class RunOptions(BaseModel):
         gpu_slots: calls a GPU worker transcribes at once (several keep a big GPU busy).
         max_in_flight: calls being worked on at once (their audio and transcripts held in worker memory);
             None means 4 per worker, or 4 per GPU slot.
+        claim_ttl_s: a run claims each call it transcribes (batch/claims.py) and renews the claim as the work
+            goes on; a claim not renewed for this long lapses, so a crashed run holds its calls at most this long.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -52,6 +54,7 @@ class RunOptions(BaseModel):
     workers: int | None = Field(None, ge=1)
     gpu_slots: int = Field(2, ge=1)
     max_in_flight: int | None = Field(None, ge=1)
+    claim_ttl_s: float = Field(900.0, gt=0)
 
 
 class Settings(BaseSettings):

@@ -166,6 +166,47 @@ def test_killed_run_resumes_without_redoing_finished_calls(tmp_path: Path) -> No
         assert (store / "calls" / call_id / "audio.json").read_bytes() == facts
 
 
+def test_two_runs_at_once_transcribe_each_call_once(tmp_path: Path) -> None:
+    """Cron starts the next night while the last still runs: the runs share the calls, none is done twice."""
+    source, store = make_source(tmp_path / "calls"), tmp_path / "store"
+    (tmp_path / "a").mkdir()
+    first = start("--source", str(source), "--store", str(store), "--workers", "1", logs=tmp_path / "a",
+                  CALLQA_RUN__MAX_IN_FLIGHT="1")
+    wait_until(lambda: any(store.glob("calls/*/claim.json")), what="the first run to claim a call")
+    second = run("--source", str(source), "--store", str(store), "--workers", "1")
+    assert first.wait(600) == 0, (tmp_path / "a" / "run.err").read_text()
+    assert second.returncode == 0, second.stderr
+    summaries = [run_summary(store, (tmp_path / "a" / "run.out").read_text()), run_summary(store, second.stdout)]
+    for call in SHORT_CALLS[:3]:
+        outcomes = [next(o for o in summary["calls"] if o["call_id"] == call.call_id) for summary in summaries]
+        assert sorted(o["status"] for o in outcomes) == ["processed", "skipped"], outcomes
+        doer = next(summary["run_id"] for summary, o in zip(summaries, outcomes) if o["status"] == "processed")
+        other = next(o for o in outcomes if o["status"] == "skipped")
+        assert f"being analysed by run {doer}" in other["reason"] or other["reason"].startswith("done:")
+        facts = json.loads((store / "calls" / call.call_id / "audio.json").read_text(encoding="utf-8"))
+        assert facts["run_id"] == doer
+        claim = json.loads((store / "calls" / call.call_id / "claim.json").read_text(encoding="utf-8"))
+        assert claim["run_id"] == doer and claim["released"]
+
+
+def test_a_crashed_runs_claim_holds_its_call_only_until_it_lapses(tmp_path: Path) -> None:
+    source, store = make_source(tmp_path / "calls", SHORT_CALLS[:1]), tmp_path / "store"
+    call_id = SHORT_CALLS[0].call_id
+    claim = {"schema": "callqa.claim/1", "call_id": call_id, "run_id": "crashed", "claimed_at": "2026-11-28T02:15:00Z"}
+    (store / "calls" / call_id).mkdir(parents=True)
+    claim_file = store / "calls" / call_id / "claim.json"
+    claim_file.write_text(json.dumps({**claim, "expires_at": "2999-01-01T00:00:00Z"}), encoding="utf-8")
+    held = run("--source", str(source), "--store", str(store))
+    assert held.returncode == 0, held.stderr
+    summary = run_summary(store, held.stdout)
+    assert statuses(summary) == {call_id: "skipped"}
+    assert summary["calls"][0]["reason"].startswith("being analysed by run crashed (its claim lapses at 2999-")
+    claim_file.write_text(json.dumps({**claim, "expires_at": "2026-11-28T02:30:00Z"}), encoding="utf-8")
+    taken = run("--source", str(source), "--store", str(store))
+    assert taken.returncode == 0, taken.stderr
+    assert statuses(run_summary(store, taken.stdout)) == {call_id: "processed"}
+
+
 def test_a_worker_killed_mid_batch_loses_no_call(tmp_path: Path) -> None:
     source, store = make_source(tmp_path / "calls", SHORT_CALLS), tmp_path / "store"
     with dask_cluster(2, tmp_path) as cluster:

@@ -1,8 +1,10 @@
 """What runs on the Dask workers: three steps per call, and a plugin that keeps each worker's state.
 
-    prepare_call     (CPU)  look in the store: done already? only re-score? else fetch the recording
+    prepare_call     (CPU)  look in the store: done already? only re-score? else claim the call (claims.py: no
+                            other run transcribes it meanwhile) and fetch the recording
     transcribe_call  (GPU)  decode, transcribe, attribute speakers, metrics: the expensive step
-    finish_call      (CPU)  lexicons and score, then write transcript, result and audio facts to the store
+    finish_call      (CPU)  lexicons and score, then write transcript, result and audio facts to the store, and
+                            release the claim
 
 Expected failures come back as values (a failed `CallOutcome`), never as exceptions, so one bad call cannot
 stop the others and nothing is retried blindly. The ASR model loads once per worker process and stays loaded
@@ -16,11 +18,13 @@ import hashlib
 import json
 import logging
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from distributed import WorkerPlugin, get_worker
 
+from pipeline.batch.claims import ClaimRefused, Claims
 from pipeline.batch.job import BatchJob, CallOutcome, Prepared, Transcribed
 from pipeline.errors import CallqaError
 from pipeline.schema import CallMetadata, CallResult
@@ -55,6 +59,11 @@ class CallqaWorkerPlugin(WorkerPlugin):
     @functools.cached_property
     def store(self):
         return open_store(self.job.store, self.job.settings.s3)
+
+    @functools.cached_property
+    def claims(self) -> Claims:
+        return Claims(self.store, self.job.run_id, ttl_s=self.job.settings.run.claim_ttl_s,
+                      worker=getattr(self, "worker_name", None))
 
     @functools.cached_property
     def analyzer(self):
@@ -137,14 +146,23 @@ def prepare_call(record, plugin_name: str) -> Prepared:
             return Prepared(record=record, action="skip", reason="done: same audio, models and versions")
         if unchanged and stored and _same_model(stored, job):
             return _rescore(record, plugin, stored_audio=audio)
-        with tempfile.TemporaryDirectory(prefix="callqa-fetch-") as workdir:
-            path = plugin.source.fetch(record, Path(workdir))
-            data = path.read_bytes()
+        try:
+            plugin.claims.acquire(record.call_id)  # from here on, this run alone works on the call
+        except ClaimRefused as refused:
+            return Prepared(record=record, action="skip", reason=str(refused))
+        try:
+            with tempfile.TemporaryDirectory(prefix="callqa-fetch-") as workdir:
+                path = plugin.source.fetch(record, Path(workdir))
+                data = path.read_bytes()
+        except CallqaError:
+            plugin.claims.release(record.call_id)
+            raise
         sha256 = hashlib.sha256(data).hexdigest()
         if audio and audio.get("sha256") == sha256 and stored and _up_to_date(stored, job):
             # The file was touched but not changed: note its new fingerprint so the next run need not fetch it.
             store.write(audio_key(record.call_id), json.dumps({**audio, "fingerprint": record.fingerprint},
                                                              ensure_ascii=False, indent=2).encode())
+            plugin.claims.release(record.call_id)
             return Prepared(record=record, action="skip", reason="done: same audio (sha256), models and versions")
         return Prepared(record=record, action="analyze", audio=data, suffix=path.suffix, sha256=sha256)
     except CallqaError as error:
@@ -164,6 +182,30 @@ def _rescore(record, plugin: CallqaWorkerPlugin, *, stored_audio: dict | None) -
                     sha256=(stored_audio or {}).get("sha256"), duration_s=rescored.duration_s)
 
 
+def _claim_renewer(plugin: CallqaWorkerPlugin, call_id: str):
+    """A progress hook that keeps this run's claim on the call alive while a long recording is transcribed."""
+    interval_s = plugin.job.settings.run.claim_ttl_s / 4
+    last = time.monotonic()
+
+    def renew(step: str, *, completed: float | None = None, total: float | None = None) -> None:
+        nonlocal last
+        if time.monotonic() - last >= interval_s:
+            last = time.monotonic()
+            try:
+                plugin.claims.renew(call_id)
+            except CallqaError as error:  # the claim may lapse; the call itself goes on
+                logger.warning("call %s: claim not renewed: %s", call_id, error)
+
+    return renew
+
+
+def _release(plugin: CallqaWorkerPlugin, call_id: str) -> None:
+    try:
+        plugin.claims.release(call_id)
+    except CallqaError as error:  # it lapses by itself
+        logger.warning("call %s: claim not released: %s", call_id, error)
+
+
 def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallOutcome:
     """The expensive step: the analysis of the recording, without scoring."""
     plugin = _plugin(plugin_name)
@@ -171,16 +213,20 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     with tempfile.TemporaryDirectory(prefix="callqa-audio-") as workdir:
         path = Path(workdir) / f"{record.call_id}{prepared.suffix}"
         try:
+            plugin.claims.renew(record.call_id)  # it may have waited for a free slot since it was claimed
             path.write_bytes(prepared.audio or b"")
             analysis = plugin.analyzer.analyze_call(
                 path, call_id=record.call_id, direction=record.direction, manager_channel=record.manager_channel,
                 voiceprint=plugin.voiceprint(record.manager),
-                collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo)
+                collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo,
+                hook=_claim_renewer(plugin, record.call_id))
         except CallqaError as error:
+            _release(plugin, record.call_id)
             # The temporary copy is not where the call lives: name the source's URI instead.
             return _failed(record.call_id, str(error).replace(str(path), record.uri), plugin)
         except Exception as error:
             logger.exception("transcribing %s failed", record.call_id)
+            _release(plugin, record.call_id)
             return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin)
     metadata = CallMetadata(started_at=record.started_at.isoformat() if record.started_at else None,
                             manager_id=record.manager, manager_name=record.manager_name, deal_id=record.deal_id,
@@ -233,6 +279,7 @@ def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> Cal
         if previous and previous.get("run_id") == job.run_id and previous.get("sha256") == transcribed.sha256:
             # This run finished the call already and the task ran again (a worker died after writing):
             # the call is done once, not twice.
+            _release(plugin, record.call_id)
             return CallOutcome(call_id=record.call_id, status="processed", reason="already stored by this run",
                                audio_s=transcript.duration_s, worker=plugin.worker_name)
         if job.settings.bitrix24.redact_stored_transcripts:
@@ -247,10 +294,13 @@ def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> Cal
                  "stored_at": datetime.now(UTC).isoformat(timespec="seconds"),
                  "record": json.loads(record.model_dump_json())}
         store.write(audio_key(record.call_id), json.dumps(facts, ensure_ascii=False, indent=2).encode())
+        _release(plugin, record.call_id)
         return CallOutcome(call_id=record.call_id, status="processed", audio_s=result.duration_s,
                            score=result.score.total if result.score else None, worker=plugin.worker_name)
     except CallqaError as error:
+        _release(plugin, record.call_id)
         return _failed(record.call_id, str(error), plugin)
     except Exception as error:
         logger.exception("storing %s failed", record.call_id)
+        _release(plugin, record.call_id)
         return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin)

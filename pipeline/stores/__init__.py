@@ -6,7 +6,9 @@ from pipeline.s3 import S3Settings
 from pipeline.stores.base import (
     ArtifactStore,
     StoreError,
+    Versioned,
     audio_key,
+    claim_key,
     result_key,
     run_key,
     transcript_key,
@@ -14,8 +16,8 @@ from pipeline.stores.base import (
 from pipeline.stores.local import FolderStore
 from pipeline.stores.s3 import S3Store
 
-__all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "audio_key", "open_store", "result_key",
-           "run_key", "transcript_key"]
+__all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "Versioned", "audio_key", "claim_key",
+           "open_store", "result_key", "run_key", "transcript_key"]
 
 
 def open_store(spec: str, s3: S3Settings) -> ArtifactStore:

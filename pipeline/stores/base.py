@@ -5,16 +5,21 @@
     calls/<call_id>/result.json       the result (contract: docs/result-json.md)
     runs/<run_id>.json                what a run did, call by call
 
-Every write is atomic: a reader sees the old object, the new one, or none, never half of one.
+Every write is atomic: a reader sees the old object, the new one, or none, never half of one. Two writes can be
+made conditional: "create if absent" (`only_if_absent`) and "replace if unchanged since I read it" (`if_version`
+with the version `read_versioned` gave, S3's ETag compare), so that two runs on one store never both win a claim
+on a call and two reviewers never overwrite each other blindly.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from pipeline.errors import CallqaError
 
-__all__ = ["ArtifactStore", "StoreError", "audio_key", "result_key", "run_key", "transcript_key"]
+__all__ = ["ArtifactStore", "StoreError", "Versioned", "audio_key", "claim_key", "result_key", "run_key",
+           "transcript_key"]
 
 
 class StoreError(CallqaError):
@@ -35,8 +40,20 @@ def result_key(call_id: str) -> str:
     return f"calls/{call_id}/result.json"
 
 
+def claim_key(call_id: str) -> str:
+    return f"calls/{call_id}/claim.json"
+
+
 def run_key(run_id: str) -> str:
     return f"runs/{run_id}.json"
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes and its version: an opaque tag that changes whenever the object does."""
+
+    data: bytes
+    version: str
 
 
 class ArtifactStore(Protocol):
@@ -64,8 +81,16 @@ class ArtifactStore(Protocol):
             StoreError: the delete failed.
         """
 
-    def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
-        """Write atomically; with `only_if_absent`, write only if nothing is there yet and say whether it did.
+    def read_versioned(self, key: str) -> Versioned | None:
+        """The object's bytes with its version (for a later `write(..., if_version=...)`), or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    def write(self, key: str, data: bytes, *, only_if_absent: bool = False, if_version: str | None = None) -> bool:
+        """Write atomically and say whether it did. `only_if_absent`: only if nothing is there yet; `if_version`:
+        only if the object is still at that version (False when it changed or went away meanwhile).
 
         Raises:
             StoreError: the write failed.

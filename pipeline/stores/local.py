@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.stores.base import StoreError
+from pipeline.stores.base import StoreError, Versioned
 
 __all__ = ["FolderStore"]
 
@@ -23,6 +27,10 @@ class FolderStore:
         if self.root.resolve() not in path.parents:
             raise StoreError(f"{key}: key leaves the store")
         return path
+
+    def read_versioned(self, key: str) -> Versioned | None:
+        data = self.read(key)
+        return None if data is None else Versioned(data=data, version=_version(data))
 
     def read(self, key: str) -> bytes | None:
         try:
@@ -46,28 +54,55 @@ class FolderStore:
         except OSError as error:
             raise StoreError(f"{self.root}/{key}: cannot delete: {error.strerror or error}") from error
 
-    def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
+    def write(self, key: str, data: bytes, *, only_if_absent: bool = False, if_version: str | None = None) -> bool:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
-            try:
-                with handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                if only_if_absent:
-                    try:
-                        os.link(handle.name, path)  # atomic "create if absent": fails when the name exists
-                    except FileExistsError:
+            if if_version is not None:
+                # Compare and replace under an exclusive lock on a file beside the object: every conditional
+                # writer of this key, in any process on this machine, takes the same lock.
+                with _locked(path.parent / f".{path.name}.lock"):
+                    current = self.read(key)
+                    if current is None or _version(current) != if_version:
                         return False
-                    finally:
-                        Path(handle.name).unlink(missing_ok=True)
-                else:
-                    os.replace(handle.name, path)
-            except BaseException:
-                Path(handle.name).unlink(missing_ok=True)
-                raise
+                    return self._put(path, data, only_if_absent=False)
+            return self._put(path, data, only_if_absent=only_if_absent)
         except OSError as error:
             raise StoreError(f"{self.root}/{key}: cannot write: {error.strerror or error}") from error
+
+    @staticmethod
+    def _put(path: Path, data: bytes, *, only_if_absent: bool) -> bool:
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+        try:
+            with handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if only_if_absent:
+                try:
+                    os.link(handle.name, path)  # atomic "create if absent": fails when the name exists
+                except FileExistsError:
+                    return False
+                finally:
+                    Path(handle.name).unlink(missing_ok=True)
+            else:
+                os.replace(handle.name, path)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
         return True
+
+
+def _version(data: bytes) -> str:
+    # The content's hash, as S3's ETag of a plain upload is: equal bytes, equal version.
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

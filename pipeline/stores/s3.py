@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.s3 import S3Location, S3Settings, make_client
-from pipeline.stores.base import StoreError
+from pipeline.stores.base import StoreError, Versioned
 
 __all__ = ["S3Store"]
 
@@ -17,10 +17,15 @@ class S3Store:
         return str(self.location)
 
     def read(self, key: str) -> bytes | None:
+        found = self.read_versioned(key)
+        return None if found is None else found.data
+
+    def read_versioned(self, key: str) -> Versioned | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(key))["Body"].read()
+            response = self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(key))
+            return Versioned(data=response["Body"].read(), version=response["ETag"])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
@@ -50,16 +55,20 @@ class S3Store:
             reason = _reason(error) if isinstance(error, ClientError) else str(error)
             raise StoreError(f"{self.location}/{key}: cannot delete: {reason}") from error
 
-    def write(self, key: str, data: bytes, *, only_if_absent: bool = False) -> bool:
+    def write(self, key: str, data: bytes, *, only_if_absent: bool = False, if_version: str | None = None) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        # An S3 PUT replaces the object in one step; IfNoneMatch makes it "create only" (S3 and MinIO honour it).
-        extra = {"IfNoneMatch": "*"} if only_if_absent else {}
+        # An S3 PUT replaces the object in one step; IfNoneMatch makes it "create only", IfMatch "replace only
+        # this version" (S3's conditional writes; MinIO and moto honour both).
+        extra = {"IfNoneMatch": "*"} if only_if_absent else {"IfMatch": if_version} if if_version else {}
         try:
             self.client.put_object(Bucket=self.location.bucket, Key=self.location.key(key), Body=data,
                                    ContentType="application/json", **extra)
         except ClientError as error:
-            if only_if_absent and error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            code = error.response.get("Error", {}).get("Code")
+            if extra and code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            if if_version and code in ("NoSuchKey", "404"):  # it went away since it was read
                 return False
             raise StoreError(f"{self.location}/{key}: cannot write: {_reason(error)}") from error
         except BotoCoreError as error:
