@@ -9,12 +9,13 @@ MODEL := models/cache/whisper-base/callqa-model.json
 # fonts-dejavu-core to open the HTML report headless.
 APT_PACKAGES := festival festvox-ru sox espeak-ng chromium fonts-dejavu-core
 
-.PHONY: help venv model demo test test-fast bench system-deps samples lint lock clean
+.PHONY: help venv model demo test test-fast bench soak system-deps samples lint lock clean
 
 help:
 	@echo "make demo   - set up .venv and the default model, analyse the bundled sample calls"
 	@echo "make test   - set up the same way and run the whole test suite"
 	@echo "make bench  - run the benchmarks (figures go to bench/README.md by hand)"
+	@echo "make soak   - the fault-injection soak: 300 calls, an hour or two (bench/soak.py)"
 	@echo "make samples - re-render the sample calls with festival (tests/synth/render.py)"
 	@echo "make lock   - re-resolve pyproject.toml's dependencies into $(LOCK) (then make test, commit both)"
 
@@ -60,6 +61,9 @@ bench: model
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/bitrix24.py
 	$(BIN)/python bench/diarization.py
+
+soak: model
+	$(BIN)/python bench/soak.py
 
 samples: venv system-deps
 	$(BIN)/python -m tests.synth.render --out tests/data/calls

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from pipeline.errors import ConfigError
 
@@ -23,6 +23,8 @@ class S3Settings(BaseModel):
         endpoint_url: an S3-compatible server (MinIO: http://minio:9000); None for AWS.
         region: the region name.
         access_key_id, secret_access_key: credentials; None uses boto3's default chain.
+        timeout_s: a request that gets no answer for this long is given up and retried (a server that hangs).
+        max_attempts: tries of one request, the first included, on 5xx answers, throttling and time-outs.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -31,6 +33,8 @@ class S3Settings(BaseModel):
     region: str = "us-east-1"
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(6, ge=1)
 
 
 @dataclass(frozen=True)
@@ -73,5 +77,6 @@ def make_client(settings: S3Settings):
         region_name=settings.region,
         aws_access_key_id=settings.access_key_id.get_secret_value() if settings.access_key_id else None,
         aws_secret_access_key=settings.secret_access_key.get_secret_value() if settings.secret_access_key else None,
-        config=Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=10, read_timeout=60),
+        config=Config(retries={"max_attempts": settings.max_attempts, "mode": "standard"}, connect_timeout=10,
+                      read_timeout=settings.timeout_s),
     )

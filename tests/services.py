@@ -1,18 +1,24 @@
-"""Real servers on loopback for tests: an S3-compatible server (moto's server mode) and a Dask cluster made of
-`dask scheduler` and `dask worker` processes. Each starts as its own process and is killed at the end."""
+"""Real servers on loopback for tests: an S3-compatible server (moto's server mode), a proxy in front of it that
+injects faults into writes, and a Dask cluster made of `dask scheduler` and `dask worker` processes. Each starts
+as its own process (the proxy as a thread) and is stopped at the end."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BIN = Path(sys.executable).parent
 
@@ -59,16 +65,116 @@ def s3_server(log: Path) -> Iterator[str]:
 
 
 @dataclass
+class ProxyFaults:
+    """What the S3 proxy did: writes it answered with 503, writes it applied and left unanswered, requests passed."""
+
+    errors: int = 0
+    hangs: int = 0
+    passed: int = 0
+
+
+@contextlib.contextmanager
+def s3_fault_proxy(upstream: str, *, error_rate: float = 0.0, hang_rate: float = 0.0,
+                   seed: int = 3) -> Iterator[tuple[str, ProxyFaults]]:
+    """A proxy on loopback in front of an S3 server: a share of writes (PUT, POST, DELETE) is answered 503
+    SlowDown without reaching the server, another is passed on and then left unanswered until the proxy stops
+    (the client times out, not knowing whether it happened). Yields (its endpoint URL, the fault counts)."""
+    target = urlsplit(upstream)
+    faults = ProxyFaults()
+    stopping = threading.Event()
+    chance = random.Random(seed)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args) -> None:
+            return None
+
+        def _forward(self) -> tuple[int, list[tuple[str, str]], bytes]:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            try:
+                headers = {name: value for name, value in self.headers.items()
+                           if name.lower() not in ("expect", "connection")}  # the proxy answered 100 itself
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.getheaders(), response.read()
+            finally:
+                connection.close()
+
+        def _handle(self) -> None:
+            fault = None
+            if self.command in ("PUT", "POST", "DELETE"):
+                with lock:
+                    draw = chance.random()
+                fault = "error" if draw < error_rate else "hang" if draw < error_rate + hang_rate else None
+            if fault == "error":
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                faults.errors += 1
+                body = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
+                        b"<Message>Please reduce your request rate.</Message></Error>")
+                self.send_response(503)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            status, headers, body = self._forward()
+            if fault == "hang":
+                faults.hangs += 1
+                stopping.wait()
+                self.close_connection = True
+                return
+            faults.passed += 1
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="s3-fault-proxy", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", faults
+    finally:
+        stopping.set()
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
 class DaskCluster:
     address: str
     scheduler: subprocess.Popen
     workers: list[subprocess.Popen] = field(default_factory=list)
     logs: Path | None = None
+    nthreads: int = 1
+    env: dict | None = None
 
     def kill_worker(self, index: int) -> None:
         """SIGKILL: the worker dies without a goodbye, as when a machine fails or the OOM killer strikes."""
         self.workers[index].send_signal(signal.SIGKILL)
         self.workers[index].wait()
+
+    def start_worker(self, index: int) -> None:
+        """A worker process under the name `worker-INDEX` (again, after it was killed)."""
+        with (self.logs / f"worker-{index}.log").open("ab") if self.logs else open(os.devnull, "wb") as log:
+            process = subprocess.Popen(
+                [str(BIN / "dask"), "worker", self.address, "--no-nanny", "--nthreads", str(self.nthreads),
+                 "--name", f"worker-{index}", "--dashboard-address", ":0", "--host", "127.0.0.1"],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        if index < len(self.workers):
+            self.workers[index] = process
+        else:
+            self.workers.append(process)
 
 
 @contextlib.contextmanager
@@ -79,15 +185,12 @@ def dask_cluster(workers: int, logs: Path, *, nthreads: int = 1) -> Iterator[Das
     with (logs / "scheduler.log").open("wb") as output:
         scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                       "--dashboard-address", ":0"], stdout=output, stderr=subprocess.STDOUT, env=env)
-    cluster = DaskCluster(address=f"tcp://127.0.0.1:{port}", scheduler=scheduler, logs=logs)
+    cluster = DaskCluster(address=f"tcp://127.0.0.1:{port}", scheduler=scheduler, logs=logs, nthreads=nthreads,
+                          env=env)
     try:
         _wait_for_port(port, scheduler)
         for index in range(workers):
-            with (logs / f"worker-{index}.log").open("wb") as output:
-                cluster.workers.append(subprocess.Popen(
-                    [str(BIN / "dask"), "worker", cluster.address, "--no-nanny", "--nthreads", str(nthreads),
-                     "--name", f"worker-{index}", "--dashboard-address", ":0", "--host", "127.0.0.1"],
-                    stdout=output, stderr=subprocess.STDOUT, env=env))
+            cluster.start_worker(index)
         _wait_for_workers(cluster.address, workers)
         yield cluster
     finally:
