@@ -28,6 +28,7 @@ from pipeline.audio import (
     DUAL_MONO_THRESHOLD,
     SAMPLE_RATE_HZ,
     AudioBlock,
+    AudioGap,
     AudioInfo,
     ChannelLayout,
     LevelTrack,
@@ -42,6 +43,7 @@ from pipeline.quality import assess_quality
 from pipeline.roles import channel_index, roles_from_channel_map, roles_of_mono_call, unknown_roles_warning
 from pipeline.schema import (
     AsrModelInfo,
+    AudioGapInfo,
     CallResult,
     ModelInfo,
     Role,
@@ -92,6 +94,7 @@ class _Transcript:
         self.manager_voice: VoiceWindows | None = None
         self.dropped_hallucinations = 0
         self.language: tuple[str, float, float] | None = None
+        self.gaps: list[AudioGap] = []  # damaged stretches, in time order
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class CallAnalyzer:
         duration_s = 0.0
         for block in iter_blocks(info, block_s=settings.block_s):
             block_levels = track.add(block)
+            transcript.gaps += [gap for gap in block.gaps if gap not in transcript.gaps]  # one may span a cut
             # What the call looks like so far: mono files, dual mono and a dead leg are diarized.
             looks_mono = decide_layout(info, track).layout == "mono"
             self._transcribe_block(block, info, transcript, mono=looks_mono)
@@ -208,7 +212,8 @@ class CallAnalyzer:
         metrics = compute_metrics(words, turns, settings.metrics, activity=activity)
         quality = assess_quality(duration_s=duration_s, metrics=metrics, word_count=len(words),
                                  file_channels=info.channels, layout=layout, detected_language=transcript.language,
-                                 language=settings.asr.language, options=settings.quality)
+                                 language=settings.asr.language,
+                                 damaged_s=sum(gap.duration_s for gap in transcript.gaps), options=settings.quality)
         result = CallResult(
             call_id=call_id or f"file-{info.sha256[:16]}",
             source=SourceInfo(uri=str(info.path), sha256=info.sha256, size_bytes=info.size_bytes,
@@ -224,6 +229,8 @@ class CallAnalyzer:
             model=self._model_info(speakers.backend),
             warnings=self._warnings(quality, transcript, speakers),
             quality=quality,
+            audio_gaps=[AudioGapInfo(start=gap.start_s, end=gap.end_s, size_bytes=gap.size_bytes)
+                        for gap in transcript.gaps],
             speakers=self._speaker_list(layout, speakers, talk_by_speaker(words, settings.metrics.fill_gap_s)),
             words=words,
             turns=turns,
@@ -359,6 +366,8 @@ class CallAnalyzer:
     @staticmethod
     def _warnings(quality, transcript: _Transcript, speakers: _Speakers) -> list[str]:
         warnings = [gate.message for gate in quality.gates if not gate.passed and gate.message]
+        warnings += [f"damaged audio {gap.start_s:.1f}-{gap.end_s:.1f} s ({gap.size_bytes} bytes could not be "
+                     "decoded): analysed as silence" for gap in transcript.gaps]
         warnings += speakers.warnings
         if transcript.dropped_hallucinations:
             warnings.append(f"dropped {transcript.dropped_hallucinations} phrase(s) Whisper invented over "

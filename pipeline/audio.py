@@ -26,6 +26,7 @@ __all__ = [
     "FRAMES_PER_S",
     "SAMPLE_RATE_HZ",
     "AudioBlock",
+    "AudioGap",
     "AudioInfo",
     "ChannelLayout",
     "LevelTrack",
@@ -62,14 +63,34 @@ class AudioInfo:
 
 
 @dataclass(frozen=True)
+class AudioGap:
+    """A stretch of the call the decoder could not read, filled with silence so that what follows stays in place.
+
+    `start_s`/`end_s` are on the call's timeline; `size_bytes` is how much of the file was unreadable there. Its
+    length is estimated from those bytes at the stream's bit rate (damaged bytes usually replace audio) or, when
+    the bit rate is unknown, from the packets' own durations.
+    """
+
+    start_s: float
+    end_s: float
+    size_bytes: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
 class AudioBlock:
     """A stretch of the recording: `samples` has shape (channels, n) at 16 kHz; `start_s` is its place in the call.
 
-    Blocks start on a 10 ms frame boundary so that level frames line up across blocks.
+    Blocks start on a 10 ms frame boundary so that level frames line up across blocks. `gaps` are the damaged
+    stretches inside this block (silence in `samples`).
     """
 
     start_s: float
     samples: np.ndarray
+    gaps: tuple[AudioGap, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -136,47 +157,89 @@ def probe(path: str | Path) -> AudioInfo:
     return info
 
 
-def _decode_frames(info: AudioInfo, layout: str, *, max_bad_packets: int = 50) -> Iterator[np.ndarray]:
-    """Yield (channels, n) float32 arrays at 16 kHz as the decoder produces them.
+class _Damage:
+    """Undecodable packets in a row, until audio decodes again: one gap."""
 
-    A few undecodable packets in a long stream are skipped as faster-whisper does (a scratch in the recording);
-    more than `max_bad_packets` means the file is corrupt.
+    def __init__(self) -> None:
+        self.size_bytes = 0
+        self.packet_s = 0.0  # what the demuxer says those packets last
+
+    def add(self, packet) -> None:
+        self.size_bytes += packet.size
+        if packet.duration and packet.time_base:
+            self.packet_s += float(packet.duration * packet.time_base)
+
+    def estimate_s(self, byte_rate: float) -> float:
+        return max(self.packet_s, self.size_bytes / byte_rate if byte_rate else 0.0)
+
+
+def _decode_frames(info: AudioInfo, layout: str) -> Iterator[tuple[np.ndarray, AudioGap | None]]:
+    """Yield (channels, n) float32 arrays at 16 kHz as the decoder produces them, each with the gap it fills
+    (None for decoded audio).
+
+    Packets are demuxed and decoded one by one, so an undecodable one is skipped and the demuxer resyncs on the
+    next readable one, as ffmpeg does; the damaged stretch comes out as silence of its estimated length.
     """
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=SAMPLE_RATE_HZ)
-    decoded_s = 0.0
-    bad_packets = 0
+    emitted = 0  # samples at 16 kHz so far, gaps included
+    gap_s = 0.0
+    damage: _Damage | None = None
+    n_channels = 2 if layout == "stereo" else 1
     try:
         with av.open(str(info.path), metadata_errors="ignore") as container:
-            frames = container.decode(container.streams.audio[0])
-            while True:
+            stream = container.streams.audio[0]
+            byte_rate = (stream.bit_rate or stream.codec_context.bit_rate or 0) / 8
+            for packet in _packets(container, stream, info):
                 try:
-                    frame = next(frames, None)
+                    frames = packet.decode()
                 except av.error.InvalidDataError:
-                    bad_packets += 1
-                    if bad_packets > max_bad_packets:
-                        raise
+                    damage = damage or _Damage()
+                    damage.add(packet)
                     continue
-                if frame is not None:
+                if damage is not None and frames:
+                    # Audio decodes again: the damage before it becomes silence of its length.
+                    n = int(round(damage.estimate_s(byte_rate) * SAMPLE_RATE_HZ))
+                    gap = AudioGap(start_s=round(emitted / SAMPLE_RATE_HZ, 3),
+                                   end_s=round((emitted + n) / SAMPLE_RATE_HZ, 3), size_bytes=damage.size_bytes)
+                    logger.warning("%s: %d undecodable bytes at %.1f s, analysed as %.1f s of silence", info.path,
+                                   damage.size_bytes, gap.start_s, gap.duration_s)
+                    yield np.zeros((n_channels, n), np.float32), gap
+                    emitted, gap_s, damage = emitted + n, gap_s + gap.duration_s, None
+                for frame in frames:
                     frame.pts = None  # resample by sample count; some files carry broken timestamps
-                for out in resampler.resample(frame):
-                    array = out.to_ndarray()
-                    decoded_s += array.shape[1] / SAMPLE_RATE_HZ
-                    yield array
-                if frame is None:
-                    break
+                    for out in resampler.resample(frame):
+                        array = out.to_ndarray()
+                        emitted += array.shape[1]
+                        yield array, None
+            for out in resampler.resample(None):
+                array = out.to_ndarray()
+                emitted += array.shape[1]
+                yield array, None
     except av.error.FFmpegError as error:
-        raise AudioError(info.path, f"corrupt audio after {decoded_s:.1f} s ({_ffmpeg_reason(error)})") from error
+        raise AudioError(info.path, f"corrupt audio after {emitted / SAMPLE_RATE_HZ:.1f} s "
+                                    f"({_ffmpeg_reason(error)})") from error
     finally:
         # PyAV's resampler holds native buffers until a collection runs (faster-whisper issue #390).
         del resampler
         gc.collect()
-    if bad_packets:
-        logger.warning("%s: skipped %d undecodable packets", info.path, bad_packets)
+    decoded_s = emitted / SAMPLE_RATE_HZ - gap_s
     if decoded_s == 0.0:
         raise AudioError(info.path, "no audio could be decoded")
     declared = info.declared_duration_s
-    if declared and declared - decoded_s > max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_RATIO * declared):
-        raise AudioError(info.path, f"truncated: decoded {decoded_s:.1f} s of the {declared:.1f} s its header declares")
+    # Damage that runs to the end of the file (nothing decoded after it) is part of what is missing.
+    total_s = emitted / SAMPLE_RATE_HZ
+    if declared and declared - total_s > max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_RATIO * declared):
+        raise AudioError(info.path, f"truncated: decoded {total_s:.1f} s of the {declared:.1f} s its header "
+                                    "declares")
+
+
+def _packets(container, stream, info: AudioInfo) -> Iterator:
+    """The stream's packets, ending with the flush packet; a demuxer error ends the stream where it happens (the
+    duration check then says whether the file ended early)."""
+    try:
+        yield from container.demux(stream)
+    except av.error.InvalidDataError as error:
+        logger.warning("%s: the container stops being readable (%s)", info.path, _ffmpeg_reason(error))
 
 
 def _output_layout(info: AudioInfo) -> str:
@@ -199,27 +262,37 @@ def _quietest_cut(samples: np.ndarray, search_from: int) -> int:
 
 def iter_blocks(info: AudioInfo, *, block_s: float = 600.0, cut_search_s: float = 15.0) -> Iterator[AudioBlock]:
     """Decode the recording as consecutive blocks of about `block_s` seconds, cut in the quietest moment of
-    their last `cut_search_s` seconds so that words are not split between blocks.
+    their last `cut_search_s` seconds so that words are not split between blocks. Damaged stretches come as
+    silence, each named in its block's `gaps`.
 
     Raises:
-        AudioError: the stream is corrupt or shorter than its header says.
+        AudioError: nothing decodes, or the stream is shorter than its header says.
     """
     block_samples = int(block_s * SAMPLE_RATE_HZ)
     search_samples = int(min(cut_search_s, block_s / 2) * SAMPLE_RATE_HZ)
     pending: list[np.ndarray] = []
     pending_samples = 0
     start_sample = 0
-    for array in _decode_frames(info, _output_layout(info)):
+    gaps: list[AudioGap] = []
+
+    def block(samples: np.ndarray) -> AudioBlock:
+        start_s, end_s = start_sample / SAMPLE_RATE_HZ, (start_sample + samples.shape[1]) / SAMPLE_RATE_HZ
+        inside = tuple(gap for gap in gaps if gap.start_s < end_s and gap.end_s > start_s)
+        return AudioBlock(start_s=start_s, samples=samples, gaps=inside)
+
+    for array, gap in _decode_frames(info, _output_layout(info)):
+        if gap is not None:
+            gaps.append(gap)
         pending.append(array)
         pending_samples += array.shape[1]
         while pending_samples >= block_samples + search_samples:
             buffer = np.concatenate(pending, axis=1)
             cut = _quietest_cut(buffer[:, : block_samples + search_samples], block_samples - search_samples)
-            yield AudioBlock(start_s=start_sample / SAMPLE_RATE_HZ, samples=buffer[:, :cut])
+            yield block(buffer[:, :cut])
             start_sample += cut
             pending, pending_samples = [buffer[:, cut:]], buffer.shape[1] - cut
     if pending_samples:
-        yield AudioBlock(start_s=start_sample / SAMPLE_RATE_HZ, samples=np.concatenate(pending, axis=1))
+        yield block(np.concatenate(pending, axis=1))
 
 
 def decode_all(path: str | Path) -> tuple[AudioInfo, np.ndarray]:

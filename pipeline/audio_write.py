@@ -3,6 +3,7 @@ generator, the tests, and the Bitrix24 sandbox (which serves recordings the way 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -17,20 +18,31 @@ FORMATS = {
     ".flac": ("flac", "flac"),
     ".wav": ("wav", "pcm_s16le"),
 }
+# channel layouts by channel count (a PBX that records 5.1 is a test case, not a customer)
+LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 # Opus only runs at these rates; other rates are resampled to 48 kHz by the encoder setup below.
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
-__all__ = ["FORMATS", "write_audio"]
+__all__ = ["FORMATS", "LAYOUTS", "write_audio", "write_audio_chunks"]
 
 
-def write_audio(path: str | Path, samples: np.ndarray, sample_rate_hz: int, *, bitrate: int | None = None) -> Path:
-    """Encode `samples` ((channels, n) or (n,) float32 in [-1, 1]) into `path`, format chosen by its suffix."""
-    path = Path(path)
-    container_format, codec = FORMATS[path.suffix.lower()]
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate_hz: int, *, bitrate: int | None = None,
+                codec: str | None = None) -> Path:
+    """Encode `samples` ((channels, n) or (n,) float32 in [-1, 1]) into `path`, format chosen by its suffix and
+    the codec by the suffix too unless `codec` names one (e.g. "pcm_alaw" in a .wav)."""
     samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    channels = samples.shape[0]
-    layout = "stereo" if channels == 2 else "mono"
+    return write_audio_chunks(path, [samples], sample_rate_hz, channels=samples.shape[0], bitrate=bitrate,
+                              codec=codec)
+
+
+def write_audio_chunks(path: str | Path, chunks: Iterable[np.ndarray], sample_rate_hz: int, *, channels: int,
+                       bitrate: int | None = None, codec: str | None = None) -> Path:
+    """`write_audio` for a recording that arrives in pieces ((channels, n) each): hours of audio in little memory."""
+    path = Path(path)
+    container_format, default_codec = FORMATS[path.suffix.lower()]
+    codec = codec or default_codec
+    layout = LAYOUTS[channels]
     rate = sample_rate_hz
     if codec == "libopus" and rate not in OPUS_RATES:
         rate = 48000
@@ -40,14 +52,22 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate_hz: int, *, b
             stream.bit_rate = bitrate
         encoder_format = stream.codec_context.format.name
         resampler = av.AudioResampler(format=encoder_format, layout=layout, rate=rate)
-        source = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
-        source.sample_rate = sample_rate_hz
         frame_size = stream.codec_context.frame_size or 1024
         fifo = av.AudioFifo()
-        for frame in resampler.resample(source) + resampler.resample(None):
-            fifo.write(frame)
-            while fifo.samples >= frame_size:
-                container.mux(stream.encode(fifo.read(frame_size)))
+
+        def encode(frames) -> None:
+            for frame in frames:
+                fifo.write(frame)
+                while fifo.samples >= frame_size:
+                    container.mux(stream.encode(fifo.read(frame_size)))
+
+        for chunk in chunks:
+            chunk = np.ascontiguousarray(np.atleast_2d(np.asarray(chunk, dtype=np.float32)))
+            source = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            source.sample_rate = sample_rate_hz
+            source.pts = None
+            encode(resampler.resample(source))
+        encode(resampler.resample(None))
         if fifo.samples:
             container.mux(stream.encode(fifo.read()))
         container.mux(stream.encode(None))

@@ -6,7 +6,7 @@ that a call was too short or not in Russian instead of a silently wrong score.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.audio import ChannelLayout
 from pipeline.schema import Metrics, Quality, QualityGate
@@ -21,6 +21,8 @@ class QualityOptions(BaseModel):
         min_talk_s: less speech than this is "no speech".
         min_language_probability: the probability Whisper gives Russian must reach this (telephone Russian is
             sometimes heard as Ukrainian or Bulgarian by small models, with Russian still likely).
+        max_damaged_share: the share of the call that may be undecodable (analysed as silence) before its
+            analysis is not trusted: past a tenth, a missing greeting or a lost objection is as likely as not.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -28,12 +30,14 @@ class QualityOptions(BaseModel):
     min_duration_s: float = 3.0
     min_talk_s: float = 1.0
     min_language_probability: float = 0.2
+    max_damaged_share: float = Field(0.1, ge=0, le=1)
 
 
 def assess_quality(*, duration_s: float, metrics: Metrics, word_count: int, file_channels: int,
                    layout: ChannelLayout, detected_language: tuple[str, float, float] | None,
-                   language: str, options: QualityOptions | None = None) -> Quality:
-    """Run the gates; `detected_language` is (top language, its probability, probability of `language`)."""
+                   language: str, damaged_s: float = 0.0, options: QualityOptions | None = None) -> Quality:
+    """Run the gates; `detected_language` is (top language, its probability, probability of `language`);
+    `damaged_s` is how much of the recording could not be decoded."""
     options = options or QualityOptions()
     gates = [
         QualityGate(id="min_duration", passed=duration_s >= options.min_duration_s, value=round(duration_s, 2),
@@ -60,4 +64,10 @@ def assess_quality(*, duration_s: float, metrics: Metrics, word_count: int, file
         }
         gates.append(QualityGate(id="stereo_legs", passed=ok, value=layout.reason, threshold="stereo",
                                  message="" if ok else messages.get(layout.reason, layout.reason)))
+    if damaged_s > 0:
+        share = damaged_s / duration_s if duration_s else 1.0
+        ok = share <= options.max_damaged_share
+        gates.append(QualityGate(
+            id="audio_intact", passed=ok, value=round(share, 3), threshold=options.max_damaged_share,
+            message="" if ok else f"{share:.0%} of the recording could not be decoded (analysed as silence)"))
     return Quality(passed=all(gate.passed for gate in gates), gates=gates)

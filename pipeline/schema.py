@@ -198,6 +198,14 @@ class Quality(_Frozen):
     gates: list[QualityGate]
 
 
+class AudioGapInfo(_Frozen):
+    """A damaged stretch of the recording that could not be decoded; it was analysed as silence."""
+
+    start: float
+    end: float
+    size_bytes: int = Field(description="unreadable bytes of the file there")
+
+
 class RoleEvidence(_Frozen):
     """One piece of evidence for who the manager is in a mono call."""
 
@@ -248,6 +256,7 @@ class CallResult(_Frozen):
     scorecard_version: str | None = None
     warnings: list[str] = []
     quality: Quality
+    audio_gaps: list[AudioGapInfo] = []
     speakers: list[Speaker]
     words: list[Word]
     turns: list[Turn]
