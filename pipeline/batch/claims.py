@@ -4,10 +4,13 @@ Cron may start the next night while the last one still runs, or an operator may 
 nightly one. Before a run transcribes a call it claims it in the store (`calls/<id>/claim.json`); a second run
 that finds a live claim of another run leaves the call to it. A claim is a lease: it lapses `ttl_s` after it was
 taken or last renewed, so a run that crashed blocks its calls only until then; the run that holds it renews it
-as the transcription progresses, and releases it when the call is stored.
+from its own process while the call is in flight (runner.py), and removes it when the call is stored or has
+failed (a failed call leaves nothing in the store). A run that found a call held waits for that claim to go or
+lapse, then tries the call again: it is done by then, or this run does it.
 
-Every change to a claim is a conditional write (create if absent, or replace if unchanged since read), so of two
-runs racing for the same call exactly one wins, on a folder as on S3.
+Taking and renewing a claim are conditional writes (create if absent, or replace if unchanged since read), so of
+two runs racing for the same call exactly one wins, on a folder as on S3. Removing it is a read, then a delete
+if it is still this run's: only a claim that lapsed in between could be lost, and its call is stored by then.
 """
 
 from __future__ import annotations
@@ -43,10 +46,9 @@ class Claim(BaseModel):
     worker: str | None = None
     claimed_at: datetime
     expires_at: datetime
-    released: bool = False
 
     def live(self, now: datetime) -> bool:
-        return not self.released and self.expires_at > now
+        return self.expires_at > now
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True, indent=2).encode()
@@ -99,28 +101,36 @@ class Claims:
             held = _parse(current.data, call_id)
             if held is not None and held.run_id != self.run_id and held.live(self.clock()):
                 raise ClaimRefused(held)
-            if held is not None and held.run_id != self.run_id and not held.released:
+            if held is not None and held.run_id != self.run_id:
                 logger.warning("call %s: taking over the lapsed claim of run %s", call_id, held.run_id)
             if self.store.write(key, mine.to_bytes(), if_version=current.version):
                 return mine
         raise StoreError(f"{key}: the claim kept changing while run {self.run_id} tried to take it")
 
+    def holder(self, call_id: str) -> Claim | None:
+        """The call's claim as it is now (None: nobody's, or unreadable)."""
+        data = self.store.read(claim_key(call_id))
+        return _parse(data, call_id) if data else None
+
     def renew(self, call_id: str) -> bool:
         """Push this run's claim's lapse back by `ttl_s`; False when the claim is no longer this run's."""
-        return self._replace(call_id, released=False)
-
-    def release(self, call_id: str) -> bool:
-        """Mark this run's claim released (the call is stored); False when it was no longer this run's."""
-        return self._replace(call_id, released=True)
-
-    def _replace(self, call_id: str, *, released: bool) -> bool:
         key = claim_key(call_id)
         current = self.store.read_versioned(key)
         held = _parse(current.data, call_id) if current else None
         if held is None or held.run_id != self.run_id:
             return False
-        updated = self._mine(call_id, claimed_at=held.claimed_at).model_copy(update={"released": released})
-        return self.store.write(key, updated.to_bytes(), if_version=current.version)
+        renewed = self._mine(call_id, claimed_at=held.claimed_at)
+        return self.store.write(key, renewed.to_bytes(), if_version=current.version)
+
+    def release(self, call_id: str) -> bool:
+        """Remove this run's claim (the call is stored, or failed); False when it was no longer this run's."""
+        key = claim_key(call_id)
+        current = self.store.read(key)
+        held = _parse(current, call_id) if current else None
+        if held is None or held.run_id != self.run_id:
+            return False
+        self.store.delete(key)
+        return True
 
 
 def _parse(data: bytes, call_id: str) -> Claim | None:

@@ -44,7 +44,7 @@ class Prepared(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     record: CallRecord
-    action: Literal["skip", "rescored", "analyze", "failed"]
+    action: Literal["skip", "rescored", "analyze", "failed", "claimed"]  # claimed: another run holds the call
     reason: str = ""
     audio: bytes | None = Field(None, repr=False)
     suffix: str = ""

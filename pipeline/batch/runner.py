@@ -9,13 +9,16 @@ store's completion marker keeps a call that was finished twice from being stored
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from pipeline.batch.claims import Claims
 from pipeline.batch.job import BatchJob, CallOutcome, Prepared, RunSummary
 from pipeline.batch.worker import CallqaWorkerPlugin, finish_call, prepare_call, transcribe_call
+from pipeline.errors import CallqaError
 from pipeline.scoring.apply import ScoringSetup
 from pipeline.sources.base import CallRecord
 
@@ -32,9 +35,51 @@ def _gpu_workers(client) -> int:
     return sum(1 for worker in workers if worker.get("resources", {}).get("GPU"))
 
 
+class _ClaimKeeper(threading.Thread):
+    """Renews this run's claims on the calls in flight every third of their lifetime, from the run's own process:
+    while the run lives its calls stay its own, queued or transcribing; when it dies, they lapse."""
+
+    def __init__(self, claims: Claims, interval_s: float) -> None:
+        super().__init__(name="callqa-claims", daemon=True)
+        self.claims, self.interval_s = claims, interval_s
+        self.calls: set[str] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            with self.lock:
+                calls = sorted(self.calls)
+            for call_id in calls:
+                try:
+                    self.claims.renew(call_id)
+                except CallqaError as error:  # a claim may lapse; the call itself goes on
+                    logger.warning("call %s: claim not renewed: %s", call_id, error)
+
+    def hold(self, call_id: str) -> None:
+        with self.lock:
+            self.calls.add(call_id)
+
+    def drop(self, call_id: str) -> None:
+        with self.lock:
+            self.calls.discard(call_id)
+
+
+def _claim_gone_or_lapsed(claims: Claims, call_id: str) -> bool:
+    try:
+        holder = claims.holder(call_id)
+    except CallqaError:
+        return False
+    return holder is None or not holder.live(claims.clock())
+
+
 def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: ScoringSetup | None,
-              asr_threads: int = 0, hook: ProgressHook | None = None) -> RunSummary:
+              asr_threads: int = 0, hook: ProgressHook | None = None, poll_s: float = 2.0) -> RunSummary:
     """Process `records` on the cluster behind `client`; returns what happened to each call.
+
+    A call another run is working on (it holds the call's claim) is tried again once that claim is gone (the
+    other run stored or failed the call) or has lapsed (that run died): at the end every call of the list is
+    done, failed, or, after `run.claim_ttl_s` of waiting, reported as still held by the other run.
 
     Args:
         job: the run's settings and identity.
@@ -43,8 +88,11 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: Scor
         scoring: lexicons and scorecard (None: results without hits and score).
         asr_threads: CPU threads for each worker's ASR (0: the ASR's default).
         hook: progress callback.
+        poll_s: how often to look at the claims of calls held by another run.
     """
     from distributed import as_completed
+
+    from pipeline.stores import open_store
 
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -60,50 +108,80 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: Scor
     in_flight = job.settings.run.max_in_flight or 4 * (slots * gpus if gpus else workers)
     logger.info("run %s: %d calls, %d in flight, %s", job.run_id, len(records), in_flight,
                 f"{gpus} GPU workers" if gpus else f"{workers} CPU workers")
+    ttl_s = job.settings.run.claim_ttl_s
+    claims = Claims(open_store(job.store, job.settings.s3), job.run_id, ttl_s=ttl_s)
+    keeper = _ClaimKeeper(claims, ttl_s / 3)
+    keeper.start()
 
     pending = deque(records)
     call_of: dict[str, str] = {}  # future key -> call id
-    outcomes: list[CallOutcome] = []
+    outcomes: dict[str, CallOutcome] = {}
+    held_elsewhere: dict[str, tuple[CallRecord, CallOutcome]] = {}
+    attempts: dict[str, int] = {}
     futures = as_completed()
 
     def start_next() -> None:
         if pending:
             record = pending.popleft()
-            future = client.submit(prepare_call, record, plugin_name, key=f"prepare-{job.run_id}-{record.call_id}",
-                                   pure=False)
+            attempts[record.call_id] = attempts.get(record.call_id, 0) + 1
+            future = client.submit(prepare_call, record, plugin_name, pure=False,
+                                   key=f"prepare-{job.run_id}-{record.call_id}-{attempts[record.call_id]}")
             call_of[future.key] = record.call_id
+            keeper.hold(record.call_id)
             futures.add(future)
 
     def finished(outcome: CallOutcome) -> None:
-        outcomes.append(outcome)
+        keeper.drop(outcome.call_id)
+        outcomes[outcome.call_id] = outcome
         if hook:
             hook(outcome, done=len(outcomes), total=len(records))
         start_next()
 
-    for _ in range(min(in_flight, len(records))):
-        start_next()
-    for future in futures:
-        call_id = call_of.pop(future.key)
-        try:
-            value = future.result()
-        except Exception as error:  # the task itself could not run: its worker died too often, say
-            finished(CallOutcome(call_id=call_id, status="failed", reason=f"{type(error).__name__}: {error}"))
-            continue
-        finally:
-            future.release()
-        if isinstance(value, CallOutcome):
-            finished(value)
-        elif isinstance(value, Prepared) and value.action == "analyze":
-            transcribed = client.submit(transcribe_call, value, plugin_name, resources=asr_resources,
-                                        key=f"transcribe-{job.run_id}-{call_id}", pure=False)
-            stored = client.submit(finish_call, transcribed, plugin_name, key=f"finish-{job.run_id}-{call_id}",
-                                   pure=False)
-            call_of[stored.key] = call_id
-            futures.add(stored)
-            del transcribed  # `stored` keeps it alive on the cluster until it is needed
-        else:
-            status = {"skip": "skipped", "rescored": "rescored", "failed": "failed"}[value.action]
-            finished(CallOutcome(call_id=call_id, status=status, reason=value.reason, audio_s=value.duration_s))
+    def drain() -> None:
+        for _ in range(min(in_flight, len(pending))):
+            start_next()
+        for future in futures:
+            call_id = call_of.pop(future.key)
+            try:
+                value = future.result()
+            except Exception as error:  # the task itself could not run: its worker died too often, say
+                finished(CallOutcome(call_id=call_id, status="failed", reason=f"{type(error).__name__}: {error}"))
+                continue
+            finally:
+                future.release()
+            if isinstance(value, CallOutcome):
+                finished(value)
+            elif isinstance(value, Prepared) and value.action == "analyze":
+                transcribed = client.submit(transcribe_call, value, plugin_name, resources=asr_resources,
+                                            key=f"transcribe-{job.run_id}-{call_id}", pure=False)
+                stored = client.submit(finish_call, transcribed, plugin_name, key=f"finish-{job.run_id}-{call_id}",
+                                       pure=False)
+                call_of[stored.key] = call_id
+                futures.add(stored)
+                del transcribed  # `stored` keeps it alive on the cluster until it is needed
+            elif isinstance(value, Prepared) and value.action == "claimed":
+                keeper.drop(call_id)
+                held_elsewhere[call_id] = (value.record, CallOutcome(call_id=call_id, status="skipped",
+                                                                     reason=value.reason))
+                start_next()
+            else:
+                status = {"skip": "skipped", "rescored": "rescored", "failed": "failed"}[value.action]
+                finished(CallOutcome(call_id=call_id, status=status, reason=value.reason, audio_s=value.duration_s))
+
+    try:
+        drain()
+        waited_since = time.monotonic()
+        while held_elsewhere and time.monotonic() - waited_since < ttl_s + poll_s:
+            keeper.stopping.wait(poll_s)
+            ready = [call_id for call_id in held_elsewhere if _claim_gone_or_lapsed(claims, call_id)]
+            for call_id in ready:
+                pending.append(held_elsewhere.pop(call_id)[0])
+            if ready:
+                drain()
+        for _record, outcome in held_elsewhere.values():  # still held after a whole claim lifetime
+            finished(outcome)
+    finally:
+        keeper.stopping.set()
     try:
         client.unregister_worker_plugin(plugin_name)
     except Exception:  # a worker that left already has nothing to unregister
@@ -111,4 +189,4 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: Scor
     return RunSummary(run_id=job.run_id, source=job.source, store=job.store, started_at=started_at,
                       finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
                       wall_s=round(time.perf_counter() - started, 2),
-                      calls=sorted(outcomes, key=lambda outcome: outcome.call_id))
+                      calls=sorted(outcomes.values(), key=lambda outcome: outcome.call_id))

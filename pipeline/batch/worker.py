@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -149,7 +148,7 @@ def prepare_call(record, plugin_name: str) -> Prepared:
         try:
             plugin.claims.acquire(record.call_id)  # from here on, this run alone works on the call
         except ClaimRefused as refused:
-            return Prepared(record=record, action="skip", reason=str(refused))
+            return Prepared(record=record, action="claimed", reason=str(refused))
         try:
             with tempfile.TemporaryDirectory(prefix="callqa-fetch-") as workdir:
                 path = plugin.source.fetch(record, Path(workdir))
@@ -182,23 +181,6 @@ def _rescore(record, plugin: CallqaWorkerPlugin, *, stored_audio: dict | None) -
                     sha256=(stored_audio or {}).get("sha256"), duration_s=rescored.duration_s)
 
 
-def _claim_renewer(plugin: CallqaWorkerPlugin, call_id: str):
-    """A progress hook that keeps this run's claim on the call alive while a long recording is transcribed."""
-    interval_s = plugin.job.settings.run.claim_ttl_s / 4
-    last = time.monotonic()
-
-    def renew(step: str, *, completed: float | None = None, total: float | None = None) -> None:
-        nonlocal last
-        if time.monotonic() - last >= interval_s:
-            last = time.monotonic()
-            try:
-                plugin.claims.renew(call_id)
-            except CallqaError as error:  # the claim may lapse; the call itself goes on
-                logger.warning("call %s: claim not renewed: %s", call_id, error)
-
-    return renew
-
-
 def _release(plugin: CallqaWorkerPlugin, call_id: str) -> None:
     try:
         plugin.claims.release(call_id)
@@ -213,13 +195,11 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     with tempfile.TemporaryDirectory(prefix="callqa-audio-") as workdir:
         path = Path(workdir) / f"{record.call_id}{prepared.suffix}"
         try:
-            plugin.claims.renew(record.call_id)  # it may have waited for a free slot since it was claimed
             path.write_bytes(prepared.audio or b"")
             analysis = plugin.analyzer.analyze_call(
                 path, call_id=record.call_id, direction=record.direction, manager_channel=record.manager_channel,
                 voiceprint=plugin.voiceprint(record.manager),
-                collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo,
-                hook=_claim_renewer(plugin, record.call_id))
+                collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo)
         except CallqaError as error:
             _release(plugin, record.call_id)
             # The temporary copy is not where the call lives: name the source's URI instead.

@@ -46,22 +46,32 @@ class FolderStore:
         if not base.is_dir():
             return []
         return sorted(path.relative_to(root).as_posix() for path in base.rglob("*")
-                      if path.is_file() and not path.name.startswith("."))
+                      if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts))
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         try:
-            self._path(key).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         except OSError as error:
             raise StoreError(f"{self.root}/{key}: cannot delete: {error.strerror or error}") from error
+        # Folders left empty go too, as prefixes do on S3 (a failed call leaves no folder behind).
+        root = self.root.resolve()
+        for folder in path.parents:
+            if folder == root or root not in folder.parents:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or already gone
+                break
 
     def write(self, key: str, data: bytes, *, only_if_absent: bool = False, if_version: str | None = None) -> bool:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if if_version is not None:
-                # Compare and replace under an exclusive lock on a file beside the object: every conditional
-                # writer of this key, in any process on this machine, takes the same lock.
-                with _locked(path.parent / f".{path.name}.lock"):
+                # Compare and replace under an exclusive lock of this key (a file under .locks/): every
+                # conditional writer of the key, in any process on this machine, takes the same lock.
+                with _locked(self._lock_path(key)):
                     current = self.read(key)
                     if current is None or _version(current) != if_version:
                         return False
@@ -70,9 +80,22 @@ class FolderStore:
         except OSError as error:
             raise StoreError(f"{self.root}/{key}: cannot write: {error.strerror or error}") from error
 
+    def _lock_path(self, key: str) -> Path:
+        # Beside the store's objects, not among them: a call's folder holds only its artifacts.
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return locks / (key.replace("/", "%") + ".lock")
+
     @staticmethod
     def _put(path: Path, data: bytes, *, only_if_absent: bool) -> bool:
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+        for attempt in range(3):
+            try:
+                handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+                break
+            except FileNotFoundError:  # another process removed the folder as it emptied: make it again
+                if attempt == 2:
+                    raise
+                path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with handle:
                 handle.write(data)
