@@ -282,7 +282,8 @@ def test_a_store_write_that_fails_fails_that_call_only(tmp_path: Path) -> None:
     assert statuses(summary) == {call.call_id: "failed" if call.call_id == blocked else "processed"
                                  for call in SHORT_CALLS[:3]}
     reason = next(call["reason"] for call in summary["calls"] if call["call_id"] == blocked)
-    assert f"calls/{blocked}/transcript.json: cannot write" in reason
+    # The call's first write is its claim, before any audio is fetched: it fails there, naming the key.
+    assert f"calls/{blocked}/claim.json: cannot write" in reason
 
 
 def test_the_s3_store_vanishing_fails_the_calls_and_the_batch_completes(tmp_path: Path) -> None:
