@@ -154,14 +154,14 @@ def prepare_call(record, plugin_name: str) -> Prepared:
                 path = plugin.source.fetch(record, Path(workdir))
                 data = path.read_bytes()
         except CallqaError:
-            plugin.claims.release(record.call_id)
+            _release(plugin, record.call_id)
             raise
         sha256 = hashlib.sha256(data).hexdigest()
         if audio and audio.get("sha256") == sha256 and stored and _up_to_date(stored, job):
             # The file was touched but not changed: note its new fingerprint so the next run need not fetch it.
             store.write(audio_key(record.call_id), json.dumps({**audio, "fingerprint": record.fingerprint},
                                                              ensure_ascii=False, indent=2).encode())
-            plugin.claims.release(record.call_id)
+            _release(plugin, record.call_id)
             return Prepared(record=record, action="skip", reason="done: same audio (sha256), models and versions")
         return Prepared(record=record, action="analyze", audio=data, suffix=path.suffix, sha256=sha256)
     except CallqaError as error:
