@@ -107,8 +107,22 @@ def test_the_same_phrase_spoken_over_speech_is_kept() -> None:
     assert [w.text for w in kept] == ["Продолжение", "следует."] and dropped == []
 
 
-def test_word_times_respect_the_offset_of_a_block(analyzer) -> None:
-    """Analysing in short blocks gives the same words at the same times as in one piece."""
+def test_word_times_are_shifted_by_exactly_the_offset_of_a_block(analyzer) -> None:
+    """The same samples transcribed as a later block of a call: the same words, every time moved by the offset."""
+    from pipeline.asr import transcribe
+
+    _, samples = decode_all(SAMPLE_CALLS[0].stereo)
+    leg = samples[0][: 25 * SAMPLE_RATE_HZ]
+    at_start = transcribe(analyzer.asr_model, leg, options=analyzer.asr_options).words
+    later = transcribe(analyzer.asr_model, leg, offset_s=37.5, options=analyzer.asr_options).words
+    assert len(at_start) > 10
+    assert [w.text for w in later] == [w.text for w in at_start]
+    assert [w.start for w in later] == pytest.approx([w.start + 37.5 for w in at_start], abs=1e-6)
+    assert [w.end for w in later] == pytest.approx([w.end + 37.5 for w in at_start], abs=1e-6)
+
+
+def test_short_blocks_keep_the_words_and_their_times(analyzer) -> None:
+    """Analysing in short blocks gives about the same words at the same times as in one piece."""
     from pipeline.analyze import CallAnalyzer
 
     call = SAMPLE_CALLS[-1]
@@ -117,9 +131,10 @@ def test_word_times_respect_the_offset_of_a_block(analyzer) -> None:
     blocked = CallAnalyzer(blocked_settings, asr_model=analyzer.asr_model).analyze(
         call.stereo, manager_channel=call.manager_channel)
     assert abs(len(blocked.words) - len(whole.words)) <= 0.1 * len(whole.words)
-    # 20 s blocks cut Whisper's context 30 times shorter than the default: the words may differ a little (0.18
-    # with the dependencies of 2026-12-01; the same code gave < 0.15 before), their times must not.
-    assert normalised_wer(" ".join(w.text for w in whole.words), " ".join(w.text for w in blocked.words)) < 0.2
+    # 20 s blocks cut Whisper's context 30 times shorter than the default, and cut words at the block edges:
+    # the words differ a little (0.18 on an Intel CPU, 0.22 on an AMD EPYC with the same code and dependencies),
+    # their times must not. A lost or doubled block fails the word count above and lands above 0.3 here.
+    assert normalised_wer(" ".join(w.text for w in whole.words), " ".join(w.text for w in blocked.words)) < 0.3
     assert [t.role for t in blocked.turns] == [t.role for t in whole.turns]
     for a, b in zip(blocked.turns, whole.turns):
         assert a.start == pytest.approx(b.start, abs=0.5)
