@@ -70,6 +70,7 @@ samples: venv system-deps
 
 lint: venv
 	$(BIN)/ruff check pipeline models tests bench
+	$(BIN)/mypy
 
 # A fresh resolution of pyproject.toml's ranges, frozen: the newest versions they admit today.
 lock:

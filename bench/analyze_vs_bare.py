@@ -47,11 +47,11 @@ def run_side(side: str, files: list[str]) -> dict:
             words += sum(len(segment.words) for segment in segments)
     else:
         from pipeline.analyze import CallAnalyzer
+        from pipeline.derive import DeriveSetup
         from pipeline.fileio import write_text_atomic
-        from pipeline.scoring.apply import ScoringSetup
         from pipeline.settings import load_settings
 
-        analyzer = CallAnalyzer(load_settings(device="cpu"), asr_model=asr, scoring=ScoringSetup.load())
+        analyzer = CallAnalyzer(load_settings(device="cpu"), asr_model=asr, setup=DeriveSetup.load())
         out = Path("/tmp/callqa-bench")
         started = time.perf_counter()
         words = 0

@@ -24,10 +24,10 @@ sys.path.insert(0, str(REPO))
 from pydantic import SecretStr  # noqa: E402
 
 from pipeline.bitrix24.client import Bitrix24Client, WebhookAuth  # noqa: E402
-from pipeline.bitrix24.sandbox import MSK, Portal, serve  # noqa: E402
 from pipeline.bitrix24.settings import Bitrix24Settings  # noqa: E402
 from pipeline.bitrix24.source import Bitrix24Source  # noqa: E402
 from pipeline.publish.bitrix24 import CommentPublisher  # noqa: E402
+from pipeline.sandbox import MSK, Portal, serve  # noqa: E402
 from pipeline.schema import CallResult  # noqa: E402
 from pipeline.sources.base import TimeWindow  # noqa: E402
 from pipeline.stores import FolderStore  # noqa: E402
@@ -36,10 +36,10 @@ from tests.conftest import CALLS  # noqa: E402
 
 def a_scored_result() -> CallResult:
     from pipeline.analyze import CallAnalyzer
-    from pipeline.scoring.apply import ScoringSetup
+    from pipeline.derive import DeriveSetup
     from pipeline.settings import load_settings
 
-    analyzer = CallAnalyzer(load_settings(device="cpu"), scoring=ScoringSetup.load())
+    analyzer = CallAnalyzer(load_settings(device="cpu"), setup=DeriveSetup.load())
     return analyzer.analyze(CALLS / "windows.stereo.mp3", manager_channel="right", direction="out")
 
 

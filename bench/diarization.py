@@ -29,12 +29,13 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.analyze import CallAnalyzer  # noqa: E402
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all  # noqa: E402
-from pipeline.evaluation import diarization_error_rate, role_errors  # noqa: E402
+from pipeline.derive import DeriveSetup  # noqa: E402
 from pipeline.metrics import speech_intervals  # noqa: E402
-from pipeline.scoring.apply import ScoringSetup  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
-from pipeline.speakers.diarization import PyannoteOptions, SpeakerOptions, load_diarizer  # noqa: E402
+from pipeline.speakers import load_diarizer  # noqa: E402
+from pipeline.speakers.diarization import PyannoteOptions, SpeakerOptions  # noqa: E402
 from tests.conftest import SAMPLE_CALLS  # noqa: E402
+from tests.evaluation import diarization_error_rate, role_errors  # noqa: E402
 
 BLOCK_S = 600
 
@@ -94,7 +95,7 @@ def main() -> int:
     if arguments.pyannote is None:
         print("(pyannote timed on the first call only and scaled; the stand-in's labels are not measured)")
 
-    analyzer = CallAnalyzer(load_settings(device="cpu"), scoring=ScoringSetup.load())
+    analyzer = CallAnalyzer(load_settings(device="cpu"), setup=DeriveSetup.load())
     mono_s = stereo_s = 0.0
     mono_wrong = mono_words = stereo_wrong = stereo_words = 0
     print(f"\n{'call':13} {'manager voice':>13} {'DER':>6} {'wrong roles mono':>17} {'stereo':>8} {'confidence':>10}")

@@ -16,11 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.analyze import CallAnalyzer  # noqa: E402
-from pipeline.evaluation import lemma_wer  # noqa: E402
+from pipeline.derive import DeriveSetup  # noqa: E402
 from pipeline.schema import Hit  # noqa: E402
-from pipeline.scoring.apply import ScoringSetup  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from tests.conftest import SAMPLE_CALLS, script_facts  # noqa: E402
+from tests.evaluation import lemma_wer  # noqa: E402
 
 
 def same_hit(truth: Hit, found: Hit, slack_s: float = 1.0) -> bool:
@@ -28,8 +28,8 @@ def same_hit(truth: Hit, found: Hit, slack_s: float = 1.0) -> bool:
             and truth.start - slack_s < found.end and found.start - slack_s < truth.end)
 
 
-def measure(hotwords: bool, setup: ScoringSetup, asr_model=None) -> dict:
-    analyzer = CallAnalyzer(load_settings(device="cpu", lexicon_hotwords=hotwords), scoring=setup,
+def measure(hotwords: bool, setup: DeriveSetup, asr_model=None) -> dict:
+    analyzer = CallAnalyzer(load_settings(device="cpu", lexicon_hotwords=hotwords), setup=setup,
                             asr_model=asr_model)
     recalled = truth_total = right = found_total = 0
     references, hypotheses = [], []
@@ -50,7 +50,7 @@ def measure(hotwords: bool, setup: ScoringSetup, asr_model=None) -> dict:
 
 
 def main() -> int:
-    setup = ScoringSetup.load()
+    setup = DeriveSetup.load()
     without = measure(False, setup)
     with_hotwords = measure(True, setup, without["asr_model"])
     print(f"{len(SAMPLE_CALLS)} stereo sample calls, {without['truth']} lexicon hits in their scripts; "

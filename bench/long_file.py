@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.audio import decode_all  # noqa: E402
-from pipeline.audio_write import write_audio  # noqa: E402
+from tests.audio_write import write_audio  # noqa: E402
 from tests.conftest import SAMPLE_CALLS  # noqa: E402
 
 CALLQA = Path(sys.executable).with_name("callqa")

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.analyze import CallAnalyzer  # noqa: E402
-from pipeline.evaluation import lemma_wer, role_errors  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from tests.conftest import SAMPLE_CALLS  # noqa: E402
+from tests.evaluation import lemma_wer, role_errors  # noqa: E402
 
 
 def _text_within(words, utterances) -> str:

@@ -1,20 +1,20 @@
-"""One call in, one result out: audio -> asr -> speakers -> roles -> turns -> metrics -> quality.
+"""The audio half of a call: audio -> asr -> speakers -> `Transcript`; then `derive()` makes the result.
 
 `CallAnalyzer` loads the ASR model once and analyses any number of recordings with it:
 
-    analyzer = CallAnalyzer(load_settings())
-    result = analyzer.analyze("call.mp3")
-    write_text_atomic("call.json", result.to_json())
+    analyzer = CallAnalyzer(load_settings(), setup=DeriveSetup.load())
+    transcript = analyzer.transcribe("call.mp3")      # what the audio says: stored, never recomputed
+    result = derive(transcript, analyzer.setup)       # what a reader sees: `analyzer.analyze` does both
 
-The audio streams through in blocks (bounded memory for long recordings); everything after ASR works on words
-and the per-channel level track, so it can be re-run from a stored transcript.
+The audio streams through in blocks (bounded memory for long recordings). Nothing after the transcript needs
+the audio: roles, turns, metrics, quality, hits and score are all `derive`'s (pipeline/derive.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -36,24 +36,11 @@ from pipeline.audio import (
     iter_blocks,
     probe,
 )
+from pipeline.derive import DeriveSetup, derive
 from pipeline.errors import DiarizationError
-from pipeline.lexicon import LexiconSet
-from pipeline.metrics import compute_metrics, talk_by_speaker
-from pipeline.quality import assess_quality
-from pipeline.roles import channel_index, roles_from_channel_map, roles_of_mono_call, unknown_roles_warning
-from pipeline.schema import (
-    AsrModelInfo,
-    AudioGapInfo,
-    CallResult,
-    ModelInfo,
-    Role,
-    RoleDetection,
-    SourceInfo,
-    Speaker,
-    SpeakerModelInfo,
-    Word,
-)
-from pipeline.scoring.apply import ScoringSetup, apply_scoring
+from pipeline.progress import ProgressHook, no_progress
+from pipeline.roles import channel_index
+from pipeline.schema import AsrModelInfo, AudioGapInfo, CallResult, ModelInfo, SourceInfo, SpeakerModelInfo
 from pipeline.settings import Settings
 from pipeline.speakers import (
     CHANNEL_SPEAKERS,
@@ -61,26 +48,23 @@ from pipeline.speakers import (
     SpeakerWord,
     attribute_by_channel,
     channel_activity,
+    load_diarizer,
     mark_overlaps,
     single_speaker,
 )
 from pipeline.speakers.assign import assign_speakers
-from pipeline.speakers.diarization import DiarizerSession, load_diarizer
+from pipeline.speakers.diarization import DiarizerSession
 from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find_overlap_windows
 from pipeline.speakers.voices import VoiceWindows, embed_speech
-from pipeline.turns import build_turns
+from pipeline.transcript import DetectedLanguage, SpokenWord, Transcript, TranscriptSpeaker, VoiceprintMatch
 from pipeline.voiceprints import Voiceprint, mean_voice
 
-__all__ = ["CallAnalysis", "CallAnalyzer", "ProgressHook"]
+__all__ = ["CallAnalyzer"]
 
 logger = logging.getLogger(__name__)
 
-# hook(step, completed=..., total=...): steps report seconds of audio done out of the call's duration.
-ProgressHook = Callable[..., None]
-
-
-def _no_progress(step: str, *, completed: float | None = None, total: float | None = None) -> None:
-    return None
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class _Transcript:
@@ -98,52 +82,49 @@ class _Transcript:
 
 
 @dataclass(frozen=True)
-class CallAnalysis:
-    """`analyze_call`'s output: the result, and the manager's voice sample from a stereo call when asked for."""
-
-    result: CallResult
-    manager_voice: np.ndarray | None = None  # (256,) unit length, resemblyzer space
-    manager_speech_s: float = 0.0
-
-
-@dataclass(frozen=True)
 class _Speakers:
+    """Who spoke each word, and what the audio says about the speakers."""
+
     words: list[SpeakerWord]
-    roles: dict[str, Role]
-    detection: RoleDetection
+    separation: Literal["channels", "diarized", "none"]
+    listed: list[TranscriptSpeaker]
     backend: tuple[str, str]  # name, version
-    confidence: dict[str, float | None]
     warnings: list[str]
+    voices: dict[str, list[float]] = field(default_factory=dict)
+    voiceprint: VoiceprintMatch | None = None
 
 
 class CallAnalyzer:
     """Analyses recordings with one loaded ASR model (and, for mono calls, one loaded diarizer).
 
-    Raises (from `analyze`):
+    `transcribe` is the audio half: a recording in, its `Transcript` out. `analyze` adds the reading half,
+    `derive(transcript, setup)`.
+
+    Raises (from `transcribe` and `analyze`):
         AudioError: the recording cannot be decoded (the message names the file and the reason).
     """
 
-    def __init__(self, settings: Settings, *, asr_model: AsrModel | None = None,
-                 scoring: ScoringSetup | None = None, role_lexicons: LexiconSet | None = None,
-                 concurrent_calls: int = 1) -> None:
+    def __init__(self, settings: Settings, *, asr_model: AsrModel | None = None, setup: DeriveSetup | None = None,
+                 concurrent_calls: int = 1, clock: Callable[[], datetime] = _utc_now) -> None:
         """
         Args:
             settings: all options.
             asr_model: an already loaded model (default: load `settings.model`).
-            scoring: lexicons and scorecard to fill `hits` and `score` with (default: none, both empty).
-            role_lexicons: lexicons whose role cues tell manager from client in mono calls (default: the
-                scoring's lexicons). A batch worker that scores elsewhere passes them here.
+            setup: what `analyze` derives results with (default: no lexicons, no scorecard, `settings`'
+                options). Its lexicons' phrases also bias recognition when `settings.lexicon_hotwords` is on.
             concurrent_calls: how many threads may transcribe with this model at once (a GPU batch worker).
+            clock: the time a transcript is stamped with.
 
         Raises:
             ModelError, ConfigError: the ASR model or the configured diarizer cannot be loaded.
         """
         self.settings = settings
-        self.scoring = scoring
-        self.role_lexicons = role_lexicons or (scoring.lexicons if scoring else None)
+        self.setup = setup or DeriveSetup(**DeriveSetup.options_of(settings))
+        self.clock = clock
         self.asr_options = settings.asr
-        if scoring and scoring.lexicons and settings.lexicon_hotwords and not settings.asr.hotwords:
-            self.asr_options = settings.asr.model_copy(update={"hotwords": scoring.lexicons.hotwords()})
+        lexicons = self.setup.lexicons
+        if lexicons and settings.lexicon_hotwords and not settings.asr.hotwords:
+            self.asr_options = settings.asr.model_copy(update={"hotwords": lexicons.hotwords()})
         if asr_model is None:
             resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
             asr_model = load_asr(resolved.name, str(resolved.path), resolved.sha256, settings.device,
@@ -153,10 +134,10 @@ class CallAnalyzer:
         self.diarizer = load_diarizer(settings.speakers)
 
     def analyze(self, path: str | Path | AudioInfo, **options) -> CallResult:
-        """Analyse one recording; the options are `analyze_call`'s."""
-        return self.analyze_call(path, **options).result
+        """Analyse one recording: `derive(self.transcribe(path, **options), self.setup)`."""
+        return derive(self.transcribe(path, **options), self.setup)
 
-    def analyze_call(
+    def transcribe(
         self,
         path: str | Path | AudioInfo,
         *,
@@ -166,8 +147,8 @@ class CallAnalyzer:
         voiceprint: Voiceprint | None = None,
         collect_manager_voice: bool = False,
         hook: ProgressHook | None = None,
-    ) -> CallAnalysis:
-        """Analyse one recording.
+    ) -> Transcript:
+        """The audio half of one call: decode, transcribe, tell the speakers apart.
 
         Args:
             path: the audio file, or what `audio.probe` found in it.
@@ -176,9 +157,9 @@ class CallAnalyzer:
             manager_channel: overrides the configured stereo channel of the manager.
             voiceprint: the call's manager's voiceprint (voiceprints.py), evidence for the roles in a mono call.
             collect_manager_voice: in a stereo call, also embed the manager's leg (a voiceprint sample).
-            hook: progress callback, `hook(step, completed=seconds, total=seconds)`.
+            hook: progress: `hook("asr", completed=seconds done, total=seconds of the call)`, then "done".
         """
-        hook = hook or _no_progress
+        hook = hook or no_progress
         settings = self.settings
         info = path if isinstance(path, AudioInfo) else probe(path)
         manager_side = manager_channel or settings.manager_channel
@@ -202,19 +183,16 @@ class CallAnalyzer:
         if layout.layout == "stereo":
             speakers = self._stereo_speakers(transcript, track, channel_index(manager_side))
         else:
-            speakers = self._mono_speakers(transcript, layout, direction=direction, voiceprint=voiceprint)
-        roles = speakers.roles
-        activity = channel_activity(track.frame_db, self.settings.channels) if layout.layout == "stereo" else None
-        words = [Word(start=sw.word.start, end=sw.word.end, text=sw.word.text, speaker=sw.speaker,
-                      role=roles.get(sw.speaker, "unknown"), prob=sw.word.prob, overlap=sw.overlap)
+            speakers = self._mono_speakers(transcript, layout, voiceprint=voiceprint)
+        manager_voice = transcript.manager_voice if layout.layout == "stereo" else None
+        if manager_voice is not None and not len(manager_voice):
+            manager_voice = None  # the leg said nothing the voice encoder could use
+        words = [SpokenWord(start=sw.word.start, end=sw.word.end, text=sw.word.text, speaker=sw.speaker,
+                            prob=sw.word.prob, overlap=sw.overlap)
                  for sw in sorted(speakers.words, key=lambda sw: (sw.word.start, sw.word.end))]
-        turns = build_turns(words, max_pause_s=settings.turn_max_pause_s)
-        metrics = compute_metrics(words, turns, settings.metrics, activity=activity)
-        quality = assess_quality(duration_s=duration_s, metrics=metrics, word_count=len(words),
-                                 file_channels=info.channels, layout=layout, detected_language=transcript.language,
-                                 language=settings.asr.language,
-                                 damaged_s=sum(gap.duration_s for gap in transcript.gaps), options=settings.quality)
-        result = CallResult(
+        language = transcript.language
+        hook("done", completed=duration_s, total=duration_s)
+        return Transcript(
             call_id=call_id or f"file-{info.sha256[:16]}",
             source=SourceInfo(uri=str(info.path), sha256=info.sha256, size_bytes=info.size_bytes,
                               container=info.container, codec=info.codec, sample_rate_hz=info.sample_rate_hz,
@@ -222,34 +200,39 @@ class CallAnalyzer:
             duration_s=round(duration_s, 3),
             channels=info.channels,
             layout=layout.layout,
+            layout_reason=layout.reason,
+            silent_channels=layout.silent_channels,
             language=settings.asr.language,
+            detected_language=None if language is None else DetectedLanguage(
+                language=language[0], probability=language[1], expected_probability=language[2]),
             direction=direction,
             manager_channel=channel_index(manager_side) if layout.layout == "stereo" else None,
-            role_detection=speakers.detection,
+            separation=speakers.separation,
             model=self._model_info(speakers.backend),
-            warnings=self._warnings(quality, transcript, speakers),
-            quality=quality,
             audio_gaps=[AudioGapInfo(start=gap.start_s, end=gap.end_s, size_bytes=gap.size_bytes)
                         for gap in transcript.gaps],
-            speakers=self._speaker_list(layout, speakers, talk_by_speaker(words, settings.metrics.fill_gap_s)),
+            speakers=speakers.listed,
             words=words,
-            turns=turns,
-            metrics=metrics,
-            analyzed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            activity=(channel_activity(track.frame_db, self.settings.channels) if layout.layout == "stereo"
+                      else None),
+            voices=speakers.voices,
+            manager_voice=(None if manager_voice is None
+                           else [round(float(x), 6) for x in mean_voice(manager_voice.matrix())]),
+            manager_speech_s=(0.0 if manager_voice is None
+                              else round(len(manager_voice) / settings.speakers.voices.windows_per_s, 1)),
+            voiceprint=speakers.voiceprint,
+            audio_warnings=[f"damaged audio {gap.start_s:.1f}-{gap.end_s:.1f} s ({gap.size_bytes} bytes could "
+                            "not be decoded): analysed as silence" for gap in transcript.gaps],
+            speaker_warnings=speakers.warnings,
+            asr_warnings=([f"dropped {transcript.dropped_hallucinations} phrase(s) Whisper invented over "
+                           "non-speech audio"] if transcript.dropped_hallucinations else []),
+            analyzed_at=self.clock().isoformat(timespec="seconds"),
             callqa_version=__version__,
         )
-        if self.scoring is not None:
-            result = apply_scoring(result, self.scoring)
-        hook("done", completed=duration_s, total=duration_s)
-        manager_voice = transcript.manager_voice if layout.layout == "stereo" else None
-        if manager_voice is not None and len(manager_voice):
-            return CallAnalysis(result=result, manager_voice=mean_voice(manager_voice.matrix()),
-                                manager_speech_s=round(len(manager_voice) / settings.speakers.voices.windows_per_s,
-                                                       1))
-        return CallAnalysis(result=result)
 
     def _transcribe_block(self, block: AudioBlock, info: AudioInfo, transcript: _Transcript, *, mono: bool) -> None:
         options = self.asr_options
+        streams: list[tuple[int | None, np.ndarray]]
         if info.channels == 2 and self.settings.stereo_strategy == "per_channel":
             streams = [(channel, block.samples[channel]) for channel in (0, 1)]
         else:
@@ -261,7 +244,7 @@ class CallAnalyzer:
             transcript.dropped_hallucinations += len(result.dropped)
             if transcript.language is None and result.words and result.language_probabilities:
                 heard = result.language_probabilities
-                top = max(heard, key=heard.get)
+                top = max(heard, key=lambda language: heard[language])
                 transcript.language = (top, heard[top], heard.get(options.language, 0.0))
 
     def _retranscribe_overlaps(self, info: AudioInfo, track: LevelTrack) -> bool:
@@ -309,14 +292,15 @@ class CallAnalyzer:
             words = mark_overlaps([SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[channel], channel=channel)
                                    for channel in (0, 1) for word in streams.get(channel, [])],
                                   track.frame_db, options)
-        return _Speakers(words=words, roles=roles_from_channel_map(manager_channel),
-                         detection=RoleDetection(method="channels", manager=CHANNEL_SPEAKERS[manager_channel],
-                                                 confidence=1.0),
-                         backend=("channels", f"{self.settings.stereo_strategy}/1"), confidence={}, warnings=[])
+        return _Speakers(words=words, separation="channels",
+                         listed=[TranscriptSpeaker(id=speaker, channel=index)
+                                 for index, speaker in enumerate(CHANNEL_SPEAKERS)],
+                         backend=("channels", f"{self.settings.stereo_strategy}/1"), warnings=[])
 
-    def _mono_speakers(self, transcript: _Transcript, layout: ChannelLayout, *, direction: str | None,
+    def _mono_speakers(self, transcript: _Transcript, layout: ChannelLayout, *,
                        voiceprint: Voiceprint | None) -> _Speakers:
-        """Diarize, give each word the speaker covering most of it, then find the roles."""
+        """Diarize and give each word the speaker covering most of it; compare the voices with the manager's
+        voiceprint (the roles are found later, by `derive`)."""
         streams = transcript.by_stream
         if None in streams:
             asr_words = streams[None]
@@ -324,8 +308,8 @@ class CallAnalyzer:
             # Transcribed per channel, but the legs turned out to be one mix (or one is dead): keep one copy.
             audible = [channel for channel in (0, 1) if channel not in layout.silent_channels] or [0]
             asr_words = streams.get(audible[0], [])
-        undivided = _Speakers(words=single_speaker(asr_words), roles={MIXED_SPEAKER: "unknown"},
-                              detection=RoleDetection(method="none"), backend=("none", "1"), confidence={},
+        undivided = _Speakers(words=single_speaker(asr_words), separation="none",
+                              listed=[TranscriptSpeaker(id=MIXED_SPEAKER)], backend=("none", "1"),
                               warnings=["mono recording: speakers were not separated, roles are unknown"])
         if transcript.diarization is None or not asr_words:
             return undivided
@@ -338,19 +322,20 @@ class CallAnalyzer:
         if not diarization.segments:
             return replace(undivided, backend=(diarization.backend, diarization.version))
         speaker_words = assign_speakers(asr_words, diarization.segments)
-        unlabelled = [Word(start=sw.word.start, end=sw.word.end, text=sw.word.text, speaker=sw.speaker,
-                           role="unknown", prob=sw.word.prob, overlap=sw.overlap)
-                      for sw in sorted(speaker_words, key=lambda sw: (sw.word.start, sw.word.end))]
-        roles, detection = roles_of_mono_call(unlabelled, lexicons=self.role_lexicons, direction=direction,
-                                              voices=diarization.voices, voiceprint=voiceprint,
-                                              turn_max_pause_s=self.settings.turn_max_pause_s,
-                                              options=self.settings.roles)
-        warnings = [f"mono recording: {note}" for note in diarization.notes]
-        if (warning := unknown_roles_warning(detection)) is not None:
-            warnings.append(warning)
-        return _Speakers(words=speaker_words, roles=roles, detection=detection,
-                         backend=(diarization.backend, diarization.version), confidence=diarization.confidence,
-                         warnings=warnings)
+        ordered = sorted(speaker_words, key=lambda sw: (sw.word.start, sw.word.end))
+        speakers = list(dict.fromkeys(sw.speaker for sw in ordered))
+        match = None
+        if voiceprint is not None:
+            match = VoiceprintMatch(name=voiceprint.manager_name or voiceprint.manager_id,
+                                    similarity={speaker: float(np.dot(voice, voiceprint.embedding))
+                                                for speaker, voice in diarization.voices.items()})
+        return _Speakers(words=speaker_words, separation="diarized",
+                         listed=[TranscriptSpeaker(id=speaker, confidence=diarization.confidence.get(speaker))
+                                 for speaker in speakers],
+                         backend=(diarization.backend, diarization.version),
+                         warnings=[f"mono recording: {note}" for note in diarization.notes],
+                         voices={speaker: [float(x) for x in voice] for speaker, voice in diarization.voices.items()},
+                         voiceprint=match)
 
     def _model_info(self, backend: tuple[str, str]) -> ModelInfo:
         asr = self.asr_model
@@ -362,25 +347,3 @@ class CallAnalyzer:
                              beam_size=options.beam_size, hotwords=bool(options.hotwords)),
             speakers=SpeakerModelInfo(name=backend[0], version=backend[1]),
         )
-
-    @staticmethod
-    def _warnings(quality, transcript: _Transcript, speakers: _Speakers) -> list[str]:
-        warnings = [gate.message for gate in quality.gates if not gate.passed and gate.message]
-        warnings += [f"damaged audio {gap.start_s:.1f}-{gap.end_s:.1f} s ({gap.size_bytes} bytes could not be "
-                     "decoded): analysed as silence" for gap in transcript.gaps]
-        warnings += speakers.warnings
-        if transcript.dropped_hallucinations:
-            warnings.append(f"dropped {transcript.dropped_hallucinations} phrase(s) Whisper invented over "
-                            "non-speech audio")
-        return warnings
-
-    @staticmethod
-    def _speaker_list(layout: ChannelLayout, speakers: _Speakers, talk_s: dict[str, float]) -> list[Speaker]:
-        if layout.layout == "stereo":
-            return [Speaker(id=speaker, role=speakers.roles[speaker], channel=index,
-                            talk_s=round(talk_s.get(speaker, 0.0), 2))
-                    for index, speaker in enumerate(CHANNEL_SPEAKERS)]
-        ids = list(dict.fromkeys([*speakers.roles, *talk_s]))
-        return [Speaker(id=speaker, role=speakers.roles.get(speaker, "unknown"), channel=None,
-                        talk_s=round(talk_s.get(speaker, 0.0), 2), confidence=speakers.confidence.get(speaker))
-                for speaker in ids]

@@ -10,6 +10,7 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = ["add_secret", "configure_logging", "redact", "register_secrets"]
 
@@ -63,14 +64,14 @@ def redact(text: str) -> str:
     return text
 
 
-def _without_traceback(logger, method_name, event_dict: dict) -> dict:
+def _without_traceback(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """At the default verbosity a library's error is one line: its traceback is for -v."""
     event_dict.pop("exc_info", None)
     event_dict.pop("exception", None)
     return event_dict
 
 
-def _redact_event(logger, method_name, event_dict: dict) -> dict:
+def _redact_event(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     # The last line of defence: secrets are kept out of messages in the first place (SecretStr, URIs without
     # credentials), but a library's exception text could still carry one.
     if _SECRETS:
@@ -83,7 +84,7 @@ def _redact_event(logger, method_name, event_dict: dict) -> dict:
 def configure_logging(verbosity: int = 0) -> None:
     """verbosity 0: warnings and errors; 1: info; 2: debug (including faster-whisper's own messages)."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    shared = [
+    shared: list[Processor] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -94,7 +95,7 @@ def configure_logging(verbosity: int = 0) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    tracebacks = [] if verbosity else [_without_traceback]
+    tracebacks: list[Processor] = [] if verbosity else [_without_traceback]
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_event, *tracebacks,

@@ -7,11 +7,11 @@ on a stored transcript without the audio.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.schema import Metrics, PerRole, PerRoleCount, Role, Turn, Word
+from pipeline.schema import Metrics, PerRole, PerRoleCount, Role, Turn, Word, roles_known
 
 __all__ = ["MetricsOptions", "compute_metrics", "is_question", "speech_intervals", "talk_by_speaker"]
 
@@ -165,7 +165,7 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
     speaker_role: dict[str, Role] = {}
     for word in words:
         speaker_role.setdefault(word.speaker, word.role)
-    roles_known = bool(words) and all(role != "unknown" for role in speaker_role.values())
+    known = roles_known(words)
 
     talk_per_speaker = {speaker: _length(spans) for speaker, spans in intervals.items()}
     everyone = _merge(span for spans in intervals.values() for span in spans)
@@ -176,8 +176,8 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
     overlap = sum(_overlap_length(overlapping[a], overlapping[b])
                   for i, a in enumerate(speakers) for b in speakers[i + 1:])
 
-    def per_role(values: dict[str, float], combine=sum) -> dict[str, float | None]:
-        if not roles_known:
+    def per_role(values: Mapping[str, float], combine=sum) -> dict[str, float | None]:
+        if not known:
             return {"manager": None, "client": None}
         result: dict[str, float | None] = {}
         for role in ("manager", "client"):

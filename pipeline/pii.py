@@ -44,10 +44,11 @@ def _redact_number_words(text: str) -> str:
     spans = []
     run: list[re.Match] = []
     for token in [*tokens, None]:
-        word = token.group(0).lower().replace("ё", "е") if token else None
-        if word is not None and (word in NUMBER_WORDS or word.isdigit()):
-            run.append(token)
-            continue
+        if token is not None:
+            word = token.group(0).lower().replace("ё", "е")
+            if word in NUMBER_WORDS or word.isdigit():
+                run.append(token)
+                continue
         if len(run) >= MIN_NUMBER_WORDS and not (token and MONEY_AFTER.match(text[run[-1].end():])):
             spans.append((run[0].start(), run[-1].end()))
         run = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.audio import ChannelLayout
 from pipeline.schema import Metrics, Quality, QualityGate
 
 __all__ = ["QualityOptions", "assess_quality"]
@@ -34,10 +33,12 @@ class QualityOptions(BaseModel):
 
 
 def assess_quality(*, duration_s: float, metrics: Metrics, word_count: int, file_channels: int,
-                   layout: ChannelLayout, detected_language: tuple[str, float, float] | None,
-                   language: str, damaged_s: float = 0.0, options: QualityOptions | None = None) -> Quality:
-    """Run the gates; `detected_language` is (top language, its probability, probability of `language`);
-    `damaged_s` is how much of the recording could not be decoded."""
+                   layout: str, layout_reason: str, silent_channels: tuple[int, ...] = (),
+                   detected_language: tuple[str, float, float] | None, language: str, damaged_s: float = 0.0,
+                   options: QualityOptions | None = None) -> Quality:
+    """Run the gates; `layout`, `layout_reason` and `silent_channels` are `audio.ChannelLayout`'s;
+    `detected_language` is (top language, its probability, probability of `language`); `damaged_s` is how much
+    of the recording could not be decoded."""
     options = options or QualityOptions()
     gates = [
         QualityGate(id="min_duration", passed=duration_s >= options.min_duration_s, value=round(duration_s, 2),
@@ -55,15 +56,15 @@ def assess_quality(*, duration_s: float, metrics: Metrics, word_count: int, file
             message="" if ok else f"speech sounds like {top!r}, not {language!r} "
                                   f"(p({language}) = {expected_probability:.2f})"))
     if file_channels == 2:
-        ok = layout.layout == "stereo"
+        ok = layout == "stereo"
         messages = {
             "dual_mono": "both channels carry the same mix (dual mono): analysed as mono",
-            "silent_channel": f"channel {'/'.join(('left', 'right')[c] for c in layout.silent_channels)} is silent: "
+            "silent_channel": f"channel {'/'.join(('left', 'right')[c] for c in silent_channels)} is silent: "
                               "one leg was not recorded; analysed as mono",
             "silent": "both channels are silent",
         }
-        gates.append(QualityGate(id="stereo_legs", passed=ok, value=layout.reason, threshold="stereo",
-                                 message="" if ok else messages.get(layout.reason, layout.reason)))
+        gates.append(QualityGate(id="stereo_legs", passed=ok, value=layout_reason, threshold="stereo",
+                                 message="" if ok else messages.get(layout_reason, layout_reason)))
     if damaged_s > 0:
         share = damaged_s / duration_s if duration_s else 1.0
         ok = share <= options.max_damaged_share

@@ -1,8 +1,8 @@
 """Re-scoring stored results with new lexicons or a new scorecard: no audio, no ASR.
 
-`scoring.apply_scoring` recomputes a stored result's hits and score; `diff_results` says what changed (hits
-gained and lost, the score before and after, the criteria that flipped): the dry run a QA lead reads before
-switching a lexicon edit on for everybody.
+`derive.derive` makes a stored result afresh (read as a transcript); `diff_results` says what changed (hits gained
+and lost, the score before and after, the criteria that flipped): the dry run a QA lead reads before switching a
+lexicon edit on for everybody.
 """
 
 from __future__ import annotations

@@ -19,19 +19,18 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.metrics import MetricsOptions
-from pipeline.schema import CallResult, Hit, Role, RoleDetection, RoleEvidence, Turn, Word
+from pipeline.russian import call_time_tenths
+from pipeline.schema import Hit, Role, RoleDetection, RoleEvidence, Turn, Word
 from pipeline.speakers import CHANNEL_SPEAKERS
 
 if TYPE_CHECKING:
     from pipeline.lexicon import LexiconSet
-    from pipeline.voiceprints import Voiceprint
+    from pipeline.transcript import VoiceprintMatch
 
-__all__ = ["RoleCue", "RoleOptions", "channel_index", "detect_roles", "redetect_roles", "roles_from_channel_map",
-           "roles_of_mono_call", "unknown_roles_warning"]
+__all__ = ["RoleCue", "RoleOptions", "channel_index", "detect_roles", "roles_from_channel_map", "roles_of_mono_call",
+           "unknown_roles_warning"]
 
 ChannelName = Literal["left", "right"]
 RoleCue = tuple[Literal["manager", "client"], float]  # who says it, and how strongly it tells
@@ -84,8 +83,7 @@ def _unknown(speakers: Sequence[str], detail: str, evidence: list[RoleEvidence] 
 
 def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[Hit], *,
                  cues: Mapping[tuple[str, str], RoleCue], direction: str | None = None,
-                 voices: Mapping[str, np.ndarray] | None = None, voiceprint: np.ndarray | None = None,
-                 voiceprint_name: str | None = None, kept: Sequence[RoleEvidence] = (),
+                 voiceprint: VoiceprintMatch | None = None, kept: Sequence[RoleEvidence] = (),
                  options: RoleOptions | None = None) -> tuple[dict[str, Role], RoleDetection]:
     """Roles of a diarized mono call.
 
@@ -95,11 +93,9 @@ def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[
         hits: lexicon hits on the call with roles unknown.
         cues: (lexicon, term) -> (who says it, weight), from `LexiconSet.role_cues()`.
         direction: "in", "out" or None (unknown).
-        voices: speaker -> voice embedding (unit length, resemblyzer space).
-        voiceprint: the manager's enrolled voiceprint (unit length, same space), when known.
-        voiceprint_name: whose voiceprint it is (for the evidence).
-        kept: direction and voiceprint evidence found before (re-scoring a stored call: its audio and voices are
-            gone, its evidence is not), counted as it stands instead of `direction` and `voices`.
+        voiceprint: how close each voice is to the manager's enrolled voiceprint, when one was known.
+        kept: direction and voiceprint evidence of a result stored before transcripts kept the voices, counted
+            as it stands instead of `direction` and `voiceprint`.
 
     Returns:
         speaker -> role, and how they were found.
@@ -129,7 +125,7 @@ def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[
         towards_manager = weight if said_by == "manager" else -weight
         margin += towards_manager if speaker == a else -towards_manager
         evidence.append(RoleEvidence(kind="lexicon", speaker=speaker, points=round(towards_manager, 2),
-                                     detail=f"{hit.lexicon}/{hit.term}: «{hit.text}» ({_time(hit.start)})"))
+                                     detail=f"{hit.lexicon}/{hit.term}: «{hit.text}» ({call_time_tenths(hit.start)})"))
     for item in kept:
         if item.kind in ("direction", "voiceprint") and item.speaker in (a, b) and item.points is not None:
             margin += item.points if item.speaker == a else -item.points
@@ -141,13 +137,13 @@ def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[
         evidence.append(RoleEvidence(kind="direction", speaker=favoured, points=options.direction_weight,
                                      detail=f"{'incoming' if direction == 'in' else 'outgoing'} call: "
                                             f"{'the first' if favoured == a else 'the second'} voice is the manager's"))
-    if voiceprint is not None and voices and a in voices and b in voices:
-        similarity = {s: float(np.dot(voices[s], voiceprint)) for s in (a, b)}
+    if voiceprint is not None and a in voiceprint.similarity and b in voiceprint.similarity:
+        similarity = {s: voiceprint.similarity[s] for s in (a, b)}
         points = options.voiceprint_weight * 10 * (similarity[a] - similarity[b])
         margin += points
         closer = a if points >= 0 else b
         evidence.append(RoleEvidence(kind="voiceprint", speaker=closer, points=round(abs(points), 2),
-                                     detail=f"cosine to {voiceprint_name or 'the manager'}'s voiceprint: "
+                                     detail=f"cosine to {voiceprint.name or 'the manager'}'s voiceprint: "
                                             + ", ".join(f"{s} {v:.2f}" for s, v in similarity.items())))
     confidence = round(1.0 / (1.0 + math.exp(-abs(margin))), 3)
     if confidence < options.min_confidence:
@@ -159,32 +155,19 @@ def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[
     return roles, RoleDetection(method="detected", manager=manager, confidence=confidence, evidence=evidence)
 
 
-def _time(seconds: float) -> str:
-    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
-
-
-def roles_of_mono_call(words: Sequence[Word], *, lexicons: LexiconSet | None, direction: str | None = None,
-                       voices: Mapping[str, np.ndarray] | None = None, voiceprint: Voiceprint | None = None,
-                       kept: Sequence[RoleEvidence] = (), turn_max_pause_s: float,
+def roles_of_mono_call(words: Sequence[Word], turns: Sequence[Turn], *, lexicons: LexiconSet | None,
+                       direction: str | None = None, voiceprint: VoiceprintMatch | None = None,
+                       kept: Sequence[RoleEvidence] = (),
                        options: RoleOptions | None = None) -> tuple[dict[str, Role], RoleDetection]:
-    """`detect_roles` on a diarized mono call's words (roles still "unknown"): finds its turns and cue hits."""
-    from pipeline.turns import build_turns
-
+    """`detect_roles` on a diarized mono call's words and turns (roles still "unknown"): finds its cue hits."""
     words = list(words)
-    turns = build_turns(words, max_pause_s=turn_max_pause_s)
     speakers = list(dict.fromkeys(word.speaker for word in words))
     hits = []
     if lexicons is not None and lexicons.role_cues:
-        hits = lexicons.matcher.find_hits(words, turns, max((w.end for w in words), default=0.0))
-    roles, detection = detect_roles(
-        speakers, turns, hits, cues=lexicons.role_cues if lexicons else {}, direction=direction, voices=voices,
-        voiceprint=voiceprint.embedding if voiceprint else None,
-        voiceprint_name=(voiceprint.manager_name or voiceprint.manager_id) if voiceprint else None, kept=kept,
-        options=options)
+        hits = lexicons.matcher.find_hits(words, list(turns), max((w.end for w in words), default=0.0))
+    roles, detection = detect_roles(speakers, turns, hits, cues=lexicons.role_cues if lexicons else {},
+                                    direction=direction, voiceprint=voiceprint, kept=kept, options=options)
     return roles, detection.model_copy(update={"lexicon_version": lexicons.version if lexicons else None})
-
-
-UNKNOWN_ROLES_WARNING = "mono recording: roles are unknown: "
 
 
 def unknown_roles_warning(detection: RoleDetection) -> str | None:
@@ -192,37 +175,4 @@ def unknown_roles_warning(detection: RoleDetection) -> str | None:
     if detection.method != "detected" or detection.manager is not None:
         return None
     reason = next((item.detail for item in detection.evidence if item.kind == "undecided"), "")
-    return UNKNOWN_ROLES_WARNING + reason
-
-
-def redetect_roles(result: CallResult, lexicons: LexiconSet, *, options: RoleOptions | None = None,
-                   metrics: MetricsOptions | None = None, turn_max_pause_s: float = 2.0) -> CallResult:
-    """A stored diarized mono call with its roles found again from (edited) lexicons' cues, for re-scoring.
-
-    The lexicon evidence is recomputed from the stored words; direction and voiceprint evidence is kept as
-    stored. Where the roles come out the same the result is returned unchanged; else its words, turns,
-    speakers, metrics (from the words: a mono call has no channel levels) and warnings follow the new roles.
-    """
-    from pipeline.metrics import compute_metrics
-    from pipeline.turns import build_turns
-
-    detection = result.role_detection
-    if (detection is None or detection.method != "detected" or not result.words
-            or detection.lexicon_version == lexicons.version):  # found with these very cues (a fresh analysis)
-        return result
-    unlabelled = [word.model_copy(update={"role": "unknown"}) for word in result.words]
-    kept = [item for item in detection.evidence if item.kind in ("direction", "voiceprint")]
-    roles, found = roles_of_mono_call(unlabelled, lexicons=lexicons, kept=kept, turn_max_pause_s=turn_max_pause_s,
-                                      options=options)
-    if found.manager == detection.manager:
-        # Same roles: only the evidence may read differently (a cue gained or lost); nothing else moves.
-        return result if found == detection else result.model_copy(update={"role_detection": found})
-    words = [word.model_copy(update={"role": roles.get(word.speaker, "unknown")}) for word in result.words]
-    turns = build_turns(words, max_pause_s=turn_max_pause_s)
-    warnings = [w for w in result.warnings if not w.startswith(UNKNOWN_ROLES_WARNING)]
-    if (warning := unknown_roles_warning(found)) is not None:
-        warnings.append(warning)
-    return result.model_copy(update={
-        "words": words, "turns": turns, "role_detection": found, "warnings": warnings,
-        "metrics": compute_metrics(words, turns, metrics or MetricsOptions()),
-        "speakers": [s.model_copy(update={"role": roles.get(s.id, "unknown")}) for s in result.speakers]})
+    return f"mono recording: roles are unknown: {reason}"

@@ -6,6 +6,7 @@ frozen: stages build new objects instead of changing what they were given.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,7 @@ __all__ = [
     "SpeakerModelInfo",
     "Turn",
     "Word",
+    "roles_known",
 ]
 
 RESULT_SCHEMA = "callqa.result/1"
@@ -55,6 +57,12 @@ class Word(_Frozen):
     role: Role
     prob: float = Field(description="ASR confidence of the word, 0-1")
     overlap: bool = Field(False, description="both parties were speaking during this word")
+
+
+def roles_known(words: Sequence[Word]) -> bool:
+    """Whether the call has speech and every word's speaker is known as manager or client (what scoring, the
+    per-role metrics and role-scoped lexicon terms need)."""
+    return bool(words) and all(word.role != "unknown" for word in words)
 
 
 class Turn(_Frozen):

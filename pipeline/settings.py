@@ -28,14 +28,11 @@ from pipeline.voiceprints import VoiceprintOptions
 __all__ = ["RunOptions", "Settings", "load_settings"]
 
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "calls"
-
-
 class RunOptions(BaseModel):
     """The nightly run (`callqa run`).
 
     Attributes:
-        source: a folder path or s3://bucket/prefix; None: the bundled sample calls (DEFAULT_SOURCE).
+        source: a folder path, s3://bucket/prefix or bitrix24; required (`--source`).
         store: a folder path or s3://bucket/prefix for the artifacts.
         scheduler: a Dask scheduler address (tcp://host:8786); None starts a LocalCluster sized to the machine.
         workers: LocalCluster worker processes; None sizes to the machine (see batch/cluster.py).

@@ -6,14 +6,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.russian import call_time_tenths
 from pipeline.schema import CallResult
 
-__all__ = ["format_clock", "render_summary"]
-
-
-def format_clock(seconds: float) -> str:
-    minutes, rest = divmod(max(seconds, 0.0), 60)
-    return f"{int(minutes):02d}:{rest:04.1f}"
+__all__ = ["render_summary"]
 
 
 def _pair(value_manager, value_client, unit: str = "") -> str:
@@ -28,7 +24,7 @@ def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | N
     metrics = result.metrics
     quality = "quality ok" if result.quality.passed else "quality: " + ", ".join(
         gate.id for gate in result.quality.gates if not gate.passed)
-    layout = result.layout
+    layout: str = result.layout
     if result.layout == "stereo":
         layout += f" (manager on the {('left', 'right')[result.manager_channel or 0]})"
     elif result.model.speakers.name != "none":
@@ -39,8 +35,8 @@ def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | N
             layout += f"; manager {detection.manager}, confidence {detection.confidence:.2f} from {kinds}"
         layout += ")"
     header = Text.assemble((Text(result.source.uri.rsplit("/", 1)[-1], style="bold")),
-                           f"  {format_clock(result.duration_s)}  {layout}  {quality}")
-    lines = [header]
+                           f"  {call_time_tenths(result.duration_s)}  {layout}  {quality}")
+    lines: list[Text | Table] = [header]
     if metrics.talk_ratio_manager is not None:
         lines.append(Text(
             f"  talk: {_pair(metrics.manager_talk_s, metrics.client_talk_s, ' s')}, "
@@ -67,7 +63,7 @@ def render_summary(result: CallResult, *, max_turns: int = 8, json_path: str | N
         lines.append(Text(f"  {len(result.hits)} lexicon hits", style="dim"))
     transcript = Table.grid(padding=(0, 1))
     for turn in result.turns[:max_turns]:
-        transcript.add_row(Text("  " + format_clock(turn.start), style="dim"),
+        transcript.add_row(Text("  " + call_time_tenths(turn.start), style="dim"),
                            Text(turn.role, style="cyan" if turn.role == "manager" else "magenta"),
                            Text(turn.text if len(turn.text) <= 200 else turn.text[:199] + "…"))
     lines.append(transcript)

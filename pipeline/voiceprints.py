@@ -15,7 +15,6 @@ biometric personal data: `callqa voice forget` removes a manager's samples.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,7 +109,7 @@ class VoiceprintStore:
             data = self.store.read(key)
             if not data:
                 continue
-            sample = VoiceSample.model_validate(json.loads(data))
+            sample = VoiceSample.model_validate_json(data)
             if sample.encoder != ENCODER:
                 raise ConfigError(f"{self.store.describe()}/{key}: voice sample of encoder {sample.encoder!r}, "
                                   f"this version uses {ENCODER!r}: enroll the manager again")
@@ -135,7 +134,7 @@ class VoiceprintStore:
         for key in self.store.list(f"{PREFIX}/"):
             data = self.store.read(key)
             if data:
-                ids.add(json.loads(data)["manager_id"])
+                ids.add(VoiceSample.model_validate_json(data).manager_id)
         return sorted(ids)
 
     def forget(self, manager_id: str) -> int:

@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 from pipeline.analyze import CallAnalyzer
-from pipeline.evaluation import TruthUtterance
+from pipeline.derive import DeriveSetup, derive
 from pipeline.metrics import compute_metrics
 from pipeline.schema import CallResult, Metrics, Turn, Word
-from pipeline.scoring.apply import ScoringSetup
 from pipeline.settings import Settings, load_settings
+from pipeline.transcript import Transcript
 from pipeline.turns import build_turns
+from tests.evaluation import TruthUtterance
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -99,22 +100,28 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def scoring() -> ScoringSetup:
+def derive_setup() -> DeriveSetup:
     """The shipped lexicons and the default scorecard."""
-    return ScoringSetup.load()
+    return DeriveSetup.load()
 
 
 @pytest.fixture(scope="session")
-def analyzer(settings: Settings, scoring: ScoringSetup) -> CallAnalyzer:
-    return CallAnalyzer(settings, scoring=scoring)
+def analyzer(settings: Settings, derive_setup: DeriveSetup) -> CallAnalyzer:
+    return CallAnalyzer(settings, setup=derive_setup)
 
 
 @pytest.fixture(scope="session")
-def stereo_results(analyzer: CallAnalyzer) -> dict[str, CallResult]:
-    """Every sample call analysed once from its stereo file (the expensive part of the suite)."""
-    return {call.call_id: analyzer.analyze(call.stereo, call_id=call.call_id, manager_channel=call.manager_channel,
-                                           direction=call.direction)
+def stereo_transcripts(analyzer: CallAnalyzer) -> dict[str, Transcript]:
+    """Every sample call transcribed once from its stereo file (the expensive part of the suite)."""
+    return {call.call_id: analyzer.transcribe(call.stereo, call_id=call.call_id,
+                                              manager_channel=call.manager_channel, direction=call.direction)
             for call in SAMPLE_CALLS}
+
+
+@pytest.fixture(scope="session")
+def stereo_results(stereo_transcripts: dict[str, Transcript], derive_setup: DeriveSetup) -> dict[str, CallResult]:
+    """Their results, as `analyzer.analyze` gives them."""
+    return {call_id: derive(transcript, derive_setup) for call_id, transcript in stereo_transcripts.items()}
 
 
 COMMON_VOICE = REAL_SPEECH / "common_voice_ru"

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
-from pipeline.audio_write import write_audio
-from pipeline.bitrix24.sandbox import CallSpec, Portal, SandboxOptions, serve
 from pipeline.publish.comment import MARKER
+from pipeline.sandbox import CallSpec, Portal, SandboxOptions, serve
+from tests.audio_write import write_audio
 from tests.conftest import SAMPLE_CALLS
 from tests.services import dask_cluster, s3_fault_proxy, s3_server
 

@@ -11,9 +11,9 @@ import pytest
 
 from pipeline.asr import AsrOptions, AsrWord, _drop_unbacked_hallucinations
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
-from pipeline.audio_write import write_audio
-from pipeline.evaluation import normalised_wer
+from tests.audio_write import write_audio
 from tests.conftest import REAL_SPEECH, SAMPLE_CALLS
+from tests.evaluation import normalised_wer
 
 COMMON_VOICE = REAL_SPEECH / "common_voice_ru"
 TELEPHONY = REAL_SPEECH / "telephony_tone"

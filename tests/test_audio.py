@@ -16,8 +16,8 @@ from pipeline.audio import (
     iter_blocks,
     probe,
 )
-from pipeline.audio_write import write_audio
 from pipeline.errors import AudioError
+from tests.audio_write import write_audio
 from tests.conftest import SAMPLE_CALLS
 
 LEFT_HZ, RIGHT_HZ = 440.0, 1250.0

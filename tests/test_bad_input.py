@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
-from pipeline.audio_write import write_audio, write_audio_chunks
 from pipeline.errors import AudioError
-from pipeline.evaluation import normalised_wer
+from tests.audio_write import write_audio, write_audio_chunks
 from tests.conftest import SAMPLE_CALLS
+from tests.evaluation import normalised_wer
 
 CALL = min(SAMPLE_CALLS, key=lambda call: call.duration_s)
 
@@ -221,11 +221,11 @@ def test_a_four_hour_call_is_analysed_in_bounded_memory(analyzer, tmp_path: Path
     before = _resident_mb()
     resident: list[tuple[float, float]] = []  # (seconds of the call done, MB resident)
 
-    def hook(step: str, *, completed: float | None = None, total: float | None = None) -> None:
+    def hook(step: str, artifact=None, *, completed: float | None = None, total: float | None = None) -> None:
         if step == "asr":
             resident.append((completed, _resident_mb()))
 
-    result = analyzer.analyze_call(path, manager_channel=CALL.manager_channel, hook=hook).result
+    result = analyzer.analyze(path, manager_channel=CALL.manager_channel, hook=hook)
     assert result.duration_s == pytest.approx(4 * 3600 + CALL.duration_s, abs=2)
     assert len(result.words) > 20
     assert all(word.end < CALL.duration_s + 1 for word in result.words)

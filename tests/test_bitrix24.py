@@ -14,12 +14,12 @@ from pydantic import SecretStr
 from pipeline.bitrix24.client import Bitrix24Client, OAuthAuth, WebhookAuth
 from pipeline.bitrix24.encoding import parse_php_query, php_query
 from pipeline.bitrix24.errors import AccessDenied, AuthError, NotFound
-from pipeline.bitrix24.sandbox import CallSpec, Portal, SandboxOptions, serve
 from pipeline.bitrix24.settings import Bitrix24Settings
 from pipeline.bitrix24.source import Bitrix24Source, looks_like_audio
 from pipeline.errors import CallError, ConfigError
 from pipeline.pii import redact
 from pipeline.publish.comment import has_marker, render_comment
+from pipeline.sandbox import CallSpec, Portal, SandboxOptions, serve
 from pipeline.sources.base import TimeWindow
 from tests.conftest import SAMPLE_CALLS
 

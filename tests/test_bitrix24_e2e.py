@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bitrix24.sandbox import CallSpec, Portal, SandboxOptions, serve
+from pipeline.lexicon import DEFAULT_LEXICONS
 from pipeline.publish.bitrix24 import CommentPublisher, ledger_key
 from pipeline.publish.comment import has_marker
+from pipeline.sandbox import CallSpec, Portal, SandboxOptions, serve
 from pipeline.schema import CallResult, Quality, QualityGate
-from pipeline.scoring.apply import DEFAULT_LEXICONS
 from pipeline.stores import FolderStore
 from tests.conftest import SAMPLE_CALLS
 

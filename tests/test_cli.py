@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio_write import write_audio
+from tests.audio_write import write_audio
 from tests.cli_helpers import run_callqa
 from tests.conftest import SAMPLE_CALLS
 

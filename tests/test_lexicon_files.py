@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import DefinitionError
-from pipeline.lexicon import load_lexicons, run_examples
+from pipeline.lexicon import DEFAULT_LEXICONS, load_lexicons, run_examples
 from pipeline.lexicon.schema import schemas
-from pipeline.scoring import load_scorecard
-from pipeline.scoring.apply import DEFAULT_LEXICONS, DEFAULT_SCORECARD
+from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
 
 CALLQA = Path(sys.executable).with_name("callqa")
 SHIPPED = load_lexicons(DEFAULT_LEXICONS)

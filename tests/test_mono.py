@@ -15,13 +15,13 @@ import pytest
 
 from pipeline.asr import AsrWord
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
-from pipeline.audio_write import write_audio
-from pipeline.evaluation import diarization_error_rate, role_errors
 from pipeline.metrics import speech_intervals
 from pipeline.schema import CallResult
 from pipeline.speakers.assign import assign_speakers
 from pipeline.speakers.diarization import DiarizationSegment
+from tests.audio_write import write_audio
 from tests.conftest import SAMPLE_CALLS, common_voice_clips, join_clips
+from tests.evaluation import diarization_error_rate, role_errors
 
 CALL_IDS = [call.call_id for call in SAMPLE_CALLS]
 BY_ID = {call.call_id: call for call in SAMPLE_CALLS}
@@ -123,7 +123,8 @@ def test_dual_mono_is_diarized_like_mono(analyzer, tmp_path: Path) -> None:
 def test_one_real_voice_comes_out_as_one(speaker: str) -> None:
     """A real person's two Common Voice clips joined: the diarizer alone (no ASR) must hear one voice. The second
     speaker's clips split into two clusters 0.59 alike (one clip is 1.5 s): the 2 s minimum folds them."""
-    from pipeline.speakers.diarization import SpeakerOptions, load_diarizer
+    from pipeline.speakers import load_diarizer
+    from pipeline.speakers.diarization import SpeakerOptions
 
     samples, _ = join_clips(common_voice_clips()[speaker])
     session = load_diarizer(SpeakerOptions()).session()
@@ -132,33 +133,37 @@ def test_one_real_voice_comes_out_as_one(speaker: str) -> None:
     assert diarization.speakers == ["S1"] and diarization.confidence == {"S1": None}
 
 
-def test_rescoring_finds_the_roles_again_from_edited_cues(analyzer, settings, scoring, tmp_path: Path) -> None:
+def test_rescoring_finds_the_roles_again_from_edited_cues(analyzer, derive_setup, tmp_path: Path) -> None:
     """A QA lead's lexicons without role cues leave a mono call's roles unknown (the direction alone is too
     weak); re-scoring with the shipped lexicons finds them, as analysing with them does, without the audio."""
     import re
     import shutil
 
-    from pipeline.analyze import CallAnalyzer
-    from pipeline.scoring.apply import DEFAULT_LEXICONS, ScoringSetup, apply_scoring
+    from pipeline.derive import DeriveSetup, derive
+    from pipeline.lexicon import DEFAULT_LEXICONS
+    from pipeline.transcript import Transcript
 
     folder = Path(shutil.copytree(DEFAULT_LEXICONS, tmp_path / "lexicons"))
     for path in folder.glob("*.yaml"):
         path.write_text(re.sub(r"^\s*role_cue:.*\n", "", path.read_text(encoding="utf-8"), flags=re.M),
                         encoding="utf-8")
-    no_cues = ScoringSetup.load(folder)
+    no_cues = DeriveSetup.load(folder)
     assert not no_cues.lexicons.role_cues
     call = BY_ID["furniture"]
-    before = CallAnalyzer(settings, asr_model=analyzer.asr_model, scoring=no_cues).analyze(
-        call.mono, direction=call.direction)
+    transcript = analyzer.transcribe(call.mono, direction=call.direction)
+    before = derive(transcript, no_cues)
     assert before.role_detection.manager is None and before.score is None
     assert [e.kind for e in before.role_detection.evidence] == ["direction", "undecided"]
 
-    after = apply_scoring(before, scoring)
-    direct = analyzer.analyze(call.mono, direction=call.direction)
+    direct = derive(transcript, derive_setup)  # what `callqa analyze` with the shipped lexicons gives
+    assert direct == analyzer.analyze(call.mono, direction=call.direction).model_copy(
+        update={"analyzed_at": direct.analyzed_at})
+    # A result stored before transcripts had their own schema is re-scored the same way.
+    after = derive(Transcript.from_result(before), derive_setup)
     assert after.role_detection.manager == direct.role_detection.manager is not None
     assert after.role_detection.confidence == pytest.approx(direct.role_detection.confidence, abs=1e-3)
     assert {e.kind for e in after.role_detection.evidence} == {"lexicon", "direction"}
     assert [w.role for w in after.words] == [w.role for w in direct.words]
     assert after.metrics == direct.metrics and after.score == direct.score
     assert not any("roles are unknown" in warning for warning in after.warnings)
-    assert apply_scoring(direct, scoring) == direct  # re-scoring with the same lexicons changes nothing
+    assert derive(Transcript.from_result(direct), derive_setup) == direct  # the same lexicons change nothing

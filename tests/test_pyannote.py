@@ -17,10 +17,11 @@ import pytest
 import yaml
 
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
-from pipeline.audio_write import write_audio
 from pipeline.errors import ConfigError
-from pipeline.speakers.diarization import PyannoteOptions, SpeakerOptions, load_diarizer
+from pipeline.speakers import load_diarizer
+from pipeline.speakers.diarization import PyannoteOptions, SpeakerOptions
 from pipeline.speakers.pyannote import PyannoteDiarizer, check_pipeline_dir
+from tests.audio_write import write_audio
 from tests.cli_helpers import run_callqa
 from tests.conftest import SAMPLE_CALLS
 from tests.pyannote_pipeline import build_untrained_pipeline
@@ -76,14 +77,14 @@ def test_loads_the_folder_and_diarizes_a_preloaded_waveform(pipeline_dir: Path, 
     assert all(abs(np.linalg.norm(v) - 1) < 1e-4 for v in diarization.voices.values())
 
 
-def test_the_analyzer_runs_pyannote_on_mono_calls(analyzer, scoring, settings, pipeline_dir: Path,
+def test_the_analyzer_runs_pyannote_on_mono_calls(analyzer, derive_setup, settings, pipeline_dir: Path,
                                                    short_mono: np.ndarray, tmp_path: Path) -> None:
     from pipeline.analyze import CallAnalyzer
 
     path = write_audio(tmp_path / "short.wav", short_mono, SAMPLE_RATE_HZ)
     configured = settings.model_copy(update={"speakers": SpeakerOptions(
         diarizer="auto", pyannote=PyannoteOptions(pipeline_dir=pipeline_dir))})
-    result = CallAnalyzer(configured, asr_model=analyzer.asr_model, scoring=scoring).analyze(path)
+    result = CallAnalyzer(configured, asr_model=analyzer.asr_model, setup=derive_setup).analyze(path)
     assert result.model.speakers.name == "pyannote"
     assert result.model.speakers.version.startswith("pyannote.audio-4.0.7/")
     assert result.layout == "mono" and result.words

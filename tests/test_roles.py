@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DefinitionError
-from pipeline.lexicon import load_lexicons
+from pipeline.lexicon import DEFAULT_LEXICONS, load_lexicons
 from pipeline.roles import RoleOptions, detect_roles
 from pipeline.schema import Hit, Turn
-from pipeline.scoring.apply import DEFAULT_LEXICONS
+from pipeline.transcript import VoiceprintMatch
 
 CUES = {("greeting", "name"): ("manager", 1.5), ("needs", "question"): ("manager", 1.0),
         ("objections", "price"): ("client", 1.0)}
@@ -62,8 +62,8 @@ def test_a_voiceprint_points_at_the_closer_voice() -> None:
     manager, client = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 256)))
     noisy = manager + 0.6 * rng.normal(size=256) / 16
     voices = {"S1": client, "S2": noisy / np.linalg.norm(noisy)}
-    roles, found = detect_roles(["S1", "S2"], turns("S1", "S2"), [], cues=CUES, voices=voices, voiceprint=manager,
-                                voiceprint_name="Ольга")
+    match = VoiceprintMatch(name="Ольга", similarity={s: float(np.dot(v, manager)) for s, v in voices.items()})
+    roles, found = detect_roles(["S1", "S2"], turns("S1", "S2"), [], cues=CUES, voiceprint=match)
     assert roles == {"S1": "client", "S2": "manager"} and found.confidence > 0.99
     assert found.evidence[0].kind == "voiceprint" and "Ольга" in found.evidence[0].detail
 

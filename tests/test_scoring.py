@@ -6,20 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.derive import SCORE_WARNING, DeriveSetup, derive
 from pipeline.schema import Hit, Metrics, PerRole, PerRoleCount, Turn
 from pipeline.scoring import CallFacts, load_scorecard
-from pipeline.scoring.apply import SCORE_WARNING, ScoringSetup, apply_scoring
+from pipeline.transcript import Transcript
 from pipeline.turns import build_turns
 from tests.conftest import SAMPLE_CALLS, SampleCall, script_facts
 
 
 @pytest.mark.parametrize("call", SAMPLE_CALLS, ids=[call.call_id for call in SAMPLE_CALLS])
-def test_default_scorecard_on_the_script(scoring: ScoringSetup, call: SampleCall) -> None:
+def test_default_scorecard_on_the_script(derive_setup: DeriveSetup, call: SampleCall) -> None:
     """Each dialogue was written to pass or fail given criteria (tests/synth/dialogues.yaml, `expect`)."""
     words, turns, metrics = script_facts(call)
-    hits = scoring.lexicons.matcher.find_hits(words, turns, call.duration_s)
-    score = scoring.scorecard.score(CallFacts(hits, turns, metrics, call.duration_s, call.direction),
-                                    scoring.lexicons)
+    hits = derive_setup.lexicons.matcher.find_hits(words, turns, call.duration_s)
+    score = derive_setup.scorecard.score(CallFacts(hits, turns, metrics, call.duration_s, call.direction),
+                                    derive_setup.lexicons)
     judged = [c for c in score.criteria if c.kind != "metric"]
     assert {c.id for c in judged if c.applicable and not c.passed} == call.expect_fail
     assert {c.id for c in judged if not c.applicable} == call.expect_not_applicable
@@ -31,12 +32,12 @@ def test_default_scorecard_on_the_script(scoring: ScoringSetup, call: SampleCall
     assert {g.id for g in score.groups} == {"standards", "communication"}
 
 
-def test_the_rude_call_is_zeroed_and_says_why(scoring: ScoringSetup) -> None:
+def test_the_rude_call_is_zeroed_and_says_why(derive_setup: DeriveSetup) -> None:
     call = next(c for c in SAMPLE_CALLS if c.call_id == "conditioners")
     words, turns, metrics = script_facts(call)
-    hits = scoring.lexicons.matcher.find_hits(words, turns, call.duration_s)
-    score = scoring.scorecard.score(CallFacts(hits, turns, metrics, call.duration_s, call.direction),
-                                    scoring.lexicons)
+    hits = derive_setup.lexicons.matcher.find_hits(words, turns, call.duration_s)
+    score = derive_setup.scorecard.score(CallFacts(hits, turns, metrics, call.duration_s, call.direction),
+                                    derive_setup.lexicons)
     assert (score.total, score.grade, score.passed, score.auto_failed) == (0.0, 1, False, ["no_rudeness"])
     rude = next(c for c in score.criteria if c.id == "no_rudeness")
     assert any("сказал" in e.text for e in rude.evidence) and any("морочьте" in e.text for e in rude.evidence)
@@ -140,14 +141,14 @@ def test_grade_bands(card, total: float, grade: int) -> None:
     assert card.definition.grade_of(total) == grade
 
 
-def test_scoring_needs_known_roles(stereo_results, scoring: ScoringSetup) -> None:
+def test_scoring_needs_known_roles(stereo_results, derive_setup: DeriveSetup) -> None:
     result = next(iter(stereo_results.values()))
     words = [w.model_copy(update={"role": "unknown", "speaker": "mixed"}) for w in result.words]
     mono = result.model_copy(update={"words": words, "turns": build_turns(words)})
-    scored = apply_scoring(mono, scoring)
+    scored = derive(Transcript.from_result(mono), derive_setup)
     assert scored.score is None and scored.scorecard_version is None
     assert scored.hits and {h.role for h in scored.hits} == {"unknown"}
     assert f"{SCORE_WARNING}manager and client are not known in this call" in scored.warnings
     # scoring again replaces its own warning instead of piling them up
-    assert apply_scoring(scored, scoring).warnings.count(
+    assert derive(Transcript.from_result(scored), derive_setup).warnings.count(
         f"{SCORE_WARNING}manager and client are not known in this call") == 1

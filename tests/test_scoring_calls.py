@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.derive import DeriveSetup, derive
+from pipeline.lexicon import DEFAULT_LEXICONS
 from pipeline.schema import CallResult, Hit
-from pipeline.scoring.apply import DEFAULT_LEXICONS, DEFAULT_SCORECARD, ScoringSetup, apply_scoring
+from pipeline.scoring import DEFAULT_SCORECARD
+from pipeline.transcript import read_transcript
 from tests.conftest import SAMPLE_CALLS, script_facts
 
 CALLQA = Path(sys.executable).with_name("callqa")
@@ -26,13 +29,13 @@ def _same_hit(truth: Hit, found: Hit, slack_s: float = 1.0) -> bool:
             and truth.start - slack_s < found.end and found.start - slack_s < truth.end)
 
 
-def test_lexicon_precision_and_recall_on_the_audio(stereo_results, scoring: ScoringSetup) -> None:
+def test_lexicon_precision_and_recall_on_the_audio(stereo_results, derive_setup: DeriveSetup) -> None:
     """Hits on the recognised calls against hits on their scripts: measured 0.99 precision, 0.89 recall
     (bench/README.md); recall is bounded by whisper-base's errors on names and short words."""
     found_right = found_total = recalled = truth_total = 0
     for call in SAMPLE_CALLS:
         words, turns, _ = script_facts(call)
-        truth = scoring.lexicons.matcher.find_hits(words, turns, call.duration_s)
+        truth = derive_setup.lexicons.matcher.find_hits(words, turns, call.duration_s)
         found = stereo_results[call.call_id].hits
         truth_total += len(truth)
         found_total += len(found)
@@ -43,11 +46,11 @@ def test_lexicon_precision_and_recall_on_the_audio(stereo_results, scoring: Scor
     assert recalled / truth_total >= 0.80
 
 
-def test_analyze_records_hits_score_and_versions(stereo_results, scoring: ScoringSetup) -> None:
+def test_analyze_records_hits_score_and_versions(stereo_results, derive_setup: DeriveSetup) -> None:
     for call in SAMPLE_CALLS:
         result = stereo_results[call.call_id]
-        assert result.lexicon_version == scoring.lexicons.version
-        assert result.scorecard_version == scoring.scorecard.version
+        assert result.lexicon_version == derive_setup.lexicons.version
+        assert result.scorecard_version == derive_setup.scorecard.version
         assert result.score is not None and 0 <= result.score.total <= 100 and 1 <= result.score.grade <= 5
         assert all(result.turns[h.turn].role == h.role for h in result.hits)
     rude = stereo_results["conditioners"].score
@@ -62,10 +65,10 @@ def _without_scoring(result: CallResult) -> CallResult:
 
 
 @pytest.mark.parametrize("call_id", [call.call_id for call in SAMPLE_CALLS])
-def test_rescore_equals_analyze(stereo_results, scoring: ScoringSetup, call_id: str) -> None:
+def test_rescore_equals_analyze(stereo_results, derive_setup: DeriveSetup, call_id: str) -> None:
     analyzed = stereo_results[call_id]
-    stored = CallResult.from_json(_without_scoring(analyzed).to_json())  # through JSON, as from the store
-    rescored = apply_scoring(stored, scoring)
+    stored = _without_scoring(analyzed).to_json()  # a result stored before transcripts had their own schema
+    rescored = derive(read_transcript(stored), derive_setup)
     assert rescored.hits == analyzed.hits
     assert rescored.score == analyzed.score
     assert (rescored.lexicon_version, rescored.scorecard_version, rescored.warnings) == (
@@ -103,12 +106,12 @@ def test_rescore_command_diffs_then_writes(stereo_results, tmp_path: Path) -> No
     assert rescored.words == stereo_results["autoservice"].words  # nothing but the scoring changed
 
 
-def test_a_folder_without_the_scorecards_lexicons(stereo_results, tmp_path: Path) -> None:
+def test_a_folder_without_the_scorecards_lexicons(stereo_transcripts, tmp_path: Path) -> None:
     lexicons = tmp_path / "lexicons"
     lexicons.mkdir()
     shutil.copy(DEFAULT_LEXICONS / "objections.yaml", lexicons)
-    setup = ScoringSetup.load(lexicons)  # the default scorecard: hits, no score, a warning
-    result = apply_scoring(stereo_results["stroymat"], setup)
+    setup = DeriveSetup.load(lexicons)  # the default scorecard: hits, no score, a warning
+    result = derive(stereo_transcripts["stroymat"], setup)
     assert {hit.lexicon for hit in result.hits} == {"objections"} and result.score is None
     assert any("needs lexicons missing" in w and "greeting" in w for w in result.warnings)
     done = run("rescore", str(tmp_path / "none.json"), "--lexicons", str(lexicons), "--scorecard",

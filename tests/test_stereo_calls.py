@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.evaluation import lemma_wer, role_errors
 from pipeline.schema import CallResult
 from tests.conftest import SAMPLE_CALLS, SampleCall
+from tests.evaluation import lemma_wer, role_errors
 
 CALL_IDS = [call.call_id for call in SAMPLE_CALLS]
 BY_ID = {call.call_id: call for call in SAMPLE_CALLS}

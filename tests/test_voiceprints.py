@@ -13,9 +13,7 @@ import pytest
 
 from pipeline.analyze import CallAnalyzer
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
-from pipeline.audio_write import write_audio
 from pipeline.errors import CallError, ConfigError
-from pipeline.evaluation import role_errors
 from pipeline.roles import channel_index
 from pipeline.stores import FolderStore
 from pipeline.voiceprints import (
@@ -26,8 +24,10 @@ from pipeline.voiceprints import (
     mean_voice,
     sample_from_recording,
 )
+from tests.audio_write import write_audio
 from tests.cli_helpers import run_callqa
 from tests.conftest import REAL_SPEECH, SAMPLE_CALLS, common_voice_clips, join_clips
+from tests.evaluation import role_errors
 
 BY_ID = {call.call_id: call for call in SAMPLE_CALLS}
 
@@ -49,12 +49,12 @@ def test_a_voiceprint_alone_finds_the_manager_and_a_wrong_one_flips_the_roles(an
     enrolled_from, mono_call = _pair("low")
     other_voice, _ = _pair("high")
     # The automatic path: the manager's leg of a stereo call, collected while the call is analysed.
-    analysis = analyzer.analyze_call(enrolled_from.stereo, manager_channel=enrolled_from.manager_channel,
+    transcript = analyzer.transcribe(enrolled_from.stereo, manager_channel=enrolled_from.manager_channel,
                                      collect_manager_voice=True)
-    assert analysis.result.layout == "stereo" and analysis.manager_speech_s >= 8
+    assert transcript.layout == "stereo" and transcript.manager_speech_s >= 8
     store = VoiceprintStore(FolderStore(tmp_path))
-    store.add(VoiceSample(manager_id="12", manager_name="Алексей Смирнов", embedding=analysis.manager_voice.tolist(),
-                          speech_s=analysis.manager_speech_s, kind="stereo", source=enrolled_from.call_id))
+    store.add(VoiceSample(manager_id="12", manager_name="Алексей Смирнов", embedding=transcript.manager_voice,
+                          speech_s=transcript.manager_speech_s, kind="stereo", source=enrolled_from.call_id))
     # The explicit path: the other voice's leg, as `callqa voice enroll --channel` does it.
     store.add(sample_from_recording(other_voice.stereo, manager_id="15",
                                     channel=channel_index(other_voice.manager_channel)))

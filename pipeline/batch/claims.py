@@ -116,7 +116,9 @@ class Claims:
         """Push this run's claim's lapse back by `ttl_s`; False when the claim is no longer this run's."""
         key = claim_key(call_id)
         current = self.store.read_versioned(key)
-        held = _parse(current.data, call_id) if current else None
+        if current is None:
+            return False
+        held = _parse(current.data, call_id)
         if held is None or held.run_id != self.run_id:
             return False
         renewed = self._mine(call_id, claimed_at=held.claimed_at)

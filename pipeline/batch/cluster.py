@@ -12,8 +12,12 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.settings import RunOptions
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["ClusterPlan", "open_cluster", "plan_local_cluster"]
 
@@ -56,9 +60,14 @@ def plan_local_cluster(options: RunOptions, device: str) -> ClusterPlan:
 
 
 @contextlib.contextmanager
-def open_cluster(options: RunOptions, device: str) -> Iterator[tuple[object, ClusterPlan | None]]:
+def open_cluster(options: RunOptions, device: str) -> Iterator[tuple[Client, ClusterPlan | None]]:
     """Yields (a connected distributed.Client, the LocalCluster's plan or None for an existing scheduler)."""
     from distributed import Client, LocalCluster
+
+    # Importing distributed sets its loggers to INFO (its own config): the scheduler's and nannies' start and
+    # stop lines would reach an operator at the default verbosity, where only callqa's own lines belong.
+    if logging.getLogger().level >= logging.WARNING:
+        logging.getLogger("distributed").setLevel(logging.ERROR)
 
     if options.scheduler:
         with Client(options.scheduler, timeout="20s") as client:

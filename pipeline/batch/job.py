@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.schema import CallResult
 from pipeline.settings import Settings
 from pipeline.sources.base import CallRecord
+from pipeline.transcript import Transcript
 
-__all__ = ["AsrIdentity", "BatchJob", "CallOutcome", "Prepared", "RunSummary", "Transcribed"]
+__all__ = ["AsrIdentity", "AudioFacts", "BatchJob", "CallOutcome", "Prepared", "RunSummary", "Transcribed"]
 
 
 class AsrIdentity(BaseModel):
@@ -38,6 +38,29 @@ class BatchJob(BaseModel):
     rescore_only: bool = False
 
 
+class AudioFacts(BaseModel):
+    """`calls/<id>/audio.json`: the recording's identity, written last, so it marks the call complete.
+
+    The fingerprint (size and time, or an ETag, at the source) lets the next run skip the call without fetching
+    it; the sha256 lets it skip a file that was touched but not changed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    uri: str
+    fingerprint: str | None
+    sha256: str | None
+    size_bytes: int
+    duration_s: float
+    run_id: str
+    stored_at: str
+    record: CallRecord
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+
 class Prepared(BaseModel):
     """The first step's verdict on a call: done already, re-scored, or to be transcribed (with its audio)."""
 
@@ -53,16 +76,14 @@ class Prepared(BaseModel):
 
 
 class Transcribed(BaseModel):
-    """A call's analysis before scoring, with what the store records about its audio."""
+    """A call's transcript, with what the store records about its audio."""
 
     model_config = ConfigDict(frozen=True)
 
     record: CallRecord
     sha256: str | None
     size_bytes: int
-    result: CallResult
-    manager_voice: list[float] | None = None  # a stereo call's manager leg, for the manager's voiceprint
-    manager_speech_s: float = 0.0
+    transcript: Transcript
 
 
 class CallOutcome(BaseModel):

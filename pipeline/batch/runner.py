@@ -12,23 +12,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pipeline.batch.claims import Claims
 from pipeline.batch.job import BatchJob, CallOutcome, Prepared, RunSummary
 from pipeline.batch.worker import CallqaWorkerPlugin, finish_call, prepare_call, transcribe_call
+from pipeline.derive import DeriveSetup
 from pipeline.errors import CallqaError
-from pipeline.scoring.apply import ScoringSetup
+from pipeline.progress import ProgressHook, no_progress
 from pipeline.sources.base import CallRecord
 
-__all__ = ["ProgressHook", "run_batch"]
+__all__ = ["run_batch"]
 
 logger = logging.getLogger(__name__)
-
-# hook(outcome, done=..., total=...): called once per finished call.
-ProgressHook = Callable[..., None]
-
 
 def _gpu_workers(client) -> int:
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
@@ -73,7 +69,7 @@ def _claim_gone_or_lapsed(claims: Claims, call_id: str) -> bool:
     return holder is None or not holder.live(claims.clock())
 
 
-def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: ScoringSetup | None,
+def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: DeriveSetup | None,
               asr_threads: int = 0, hook: ProgressHook | None = None, poll_s: float = 2.0) -> RunSummary:
     """Process `records` on the cluster behind `client`; returns what happened to each call.
 
@@ -85,13 +81,14 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: Scor
         job: the run's settings and identity.
         records: the calls, from the source.
         client: a connected distributed.Client.
-        scoring: lexicons and scorecard (None: results without hits and score).
+        setup: lexicons, scorecard and options results are derived with (None: defaults, no hits, no score).
         asr_threads: CPU threads for each worker's ASR (0: the ASR's default).
-        hook: progress callback.
+        hook: progress: `hook("call", outcome, completed=calls done, total=calls)` as each call finishes.
         poll_s: how often to look at the claims of calls held by another run.
     """
     from distributed import as_completed
 
+    hook = hook or no_progress
     from pipeline.stores import open_store
 
     started = time.perf_counter()
@@ -101,7 +98,7 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: Scor
     slots = job.settings.run.gpu_slots
     workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
     # Each worker downloads with its own client: together they stay within the portal's rate.
-    client.register_plugin(CallqaWorkerPlugin(job, scoring, cpu_threads=asr_threads,
+    client.register_plugin(CallqaWorkerPlugin(job, setup, cpu_threads=asr_threads,
                                               concurrent_calls=slots if gpus else 1, rate_share=1 / (workers + 1)),
                            name=plugin_name)
     asr_resources = {"GPU": 1} if gpus else None
@@ -133,8 +130,7 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, scoring: Scor
     def finished(outcome: CallOutcome) -> None:
         keeper.drop(outcome.call_id)
         outcomes[outcome.call_id] = outcome
-        if hook:
-            hook(outcome, done=len(outcomes), total=len(records))
+        hook("call", outcome, completed=len(outcomes), total=len(records))
         start_next()
 
     def drain() -> None:

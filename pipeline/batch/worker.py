@@ -3,8 +3,8 @@
     prepare_call     (CPU)  look in the store: done already? only re-score? else claim the call (claims.py: no
                             other run transcribes it meanwhile) and fetch the recording
     transcribe_call  (GPU)  decode, transcribe, attribute speakers, metrics: the expensive step
-    finish_call      (CPU)  lexicons and score, then write transcript, result and audio facts to the store, and
-                            release the claim
+    finish_call      (CPU)  derive the result from the transcript (derive.py), then write transcript, result
+                            and audio facts to the store, and release the claim
 
 Expected failures come back as values (a failed `CallOutcome`), never as exceptions, so one bad call cannot
 stop the others and nothing is retried blindly. The ASR model loads once per worker process and stays loaded
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import tempfile
 from datetime import UTC, datetime
@@ -24,12 +23,13 @@ from pathlib import Path
 from distributed import WorkerPlugin, get_worker
 
 from pipeline.batch.claims import ClaimRefused, Claims
-from pipeline.batch.job import BatchJob, CallOutcome, Prepared, Transcribed
+from pipeline.batch.job import AudioFacts, BatchJob, CallOutcome, Prepared, Transcribed
+from pipeline.derive import DeriveSetup, derive
 from pipeline.errors import CallqaError
 from pipeline.schema import CallMetadata, CallResult
-from pipeline.scoring.apply import ScoringSetup, apply_scoring
 from pipeline.sources import open_source
 from pipeline.stores import audio_key, open_store, result_key, transcript_key
+from pipeline.transcript import Transcript, read_transcript
 
 __all__ = ["CallqaWorkerPlugin", "finish_call", "prepare_call", "transcribe_call"]
 
@@ -37,12 +37,12 @@ logger = logging.getLogger(__name__)
 
 
 class CallqaWorkerPlugin(WorkerPlugin):
-    """Per-worker state of one run: the job, the scoring setup, the source and store clients, the analyzer."""
+    """Per-worker state of one run: the job, the derive setup, the source and store clients, the analyzer."""
 
-    def __init__(self, job: BatchJob, scoring: ScoringSetup | None, *, cpu_threads: int = 0,
+    def __init__(self, job: BatchJob, setup: DeriveSetup | None, *, cpu_threads: int = 0,
                  concurrent_calls: int = 1, rate_share: float = 1.0) -> None:
         self.job = job
-        self.scoring = scoring
+        self.derive_setup = setup or DeriveSetup(**DeriveSetup.options_of(job.settings))
         self.cpu_threads = cpu_threads
         self.concurrent_calls = concurrent_calls
         self.rate_share = rate_share  # of the CRM's request rate, shared by the workers
@@ -71,10 +71,9 @@ class CallqaWorkerPlugin(WorkerPlugin):
         settings = self.job.settings
         if self.cpu_threads and not settings.cpu_threads:
             settings = settings.model_copy(update={"cpu_threads": self.cpu_threads})
-        # Scoring happens in finish_call, on a CPU worker; several transcriptions may share the model at once.
-        # The lexicons still come along: their role cues tell manager from client in mono calls.
-        return CallAnalyzer(settings, concurrent_calls=self.concurrent_calls,
-                            role_lexicons=self.scoring.lexicons if self.scoring else None)
+        # Only the audio half runs here (derive runs in finish_call, on a CPU worker); several transcriptions may
+        # share the model at once. The setup comes along for its lexicons' hotwords, when those are on.
+        return CallAnalyzer(settings, concurrent_calls=self.concurrent_calls, setup=self.derive_setup)
 
     @functools.cached_property
     def voiceprints(self):
@@ -101,7 +100,9 @@ class CallqaWorkerPlugin(WorkerPlugin):
 
 
 def _plugin(name: str) -> CallqaWorkerPlugin:
-    return get_worker().plugins[name]
+    plugin = get_worker().plugins[name]
+    assert isinstance(plugin, CallqaWorkerPlugin)  # registered under this name by run_batch
+    return plugin
 
 
 def _failed(record_id: str, reason: str, plugin: CallqaWorkerPlugin | None = None) -> CallOutcome:
@@ -109,9 +110,12 @@ def _failed(record_id: str, reason: str, plugin: CallqaWorkerPlugin | None = Non
                        worker=getattr(plugin, "worker_name", None))
 
 
-def _read_json(store, key: str) -> dict | None:
-    data = store.read(key)
-    return json.loads(data) if data else None
+def _audio_facts(store, call_id: str) -> AudioFacts | None:
+    data = store.read(audio_key(call_id))
+    try:
+        return AudioFacts.model_validate_json(data) if data else None
+    except ValueError:
+        return None  # unreadable facts: the call is simply looked at again
 
 
 def _stored_result(store, call_id: str) -> CallResult | None:
@@ -136,9 +140,9 @@ def prepare_call(record, plugin_name: str) -> Prepared:
     plugin = _plugin(plugin_name)
     job, store = plugin.job, plugin.store
     try:
-        audio = None if job.force else _read_json(store, audio_key(record.call_id))
+        audio = None if job.force else _audio_facts(store, record.call_id)
         stored = None if job.force else _stored_result(store, record.call_id)
-        unchanged = bool(audio and record.fingerprint and audio.get("fingerprint") == record.fingerprint)
+        unchanged = bool(audio and record.fingerprint and audio.fingerprint == record.fingerprint)
         if job.rescore_only:
             return _rescore(record, plugin, stored_audio=audio)
         if unchanged and stored and _up_to_date(stored, job):
@@ -157,10 +161,10 @@ def prepare_call(record, plugin_name: str) -> Prepared:
             _release(plugin, record.call_id)
             raise
         sha256 = hashlib.sha256(data).hexdigest()
-        if audio and audio.get("sha256") == sha256 and stored and _up_to_date(stored, job):
+        if audio and audio.sha256 == sha256 and stored and _up_to_date(stored, job):
             # The file was touched but not changed: note its new fingerprint so the next run need not fetch it.
-            store.write(audio_key(record.call_id), json.dumps({**audio, "fingerprint": record.fingerprint},
-                                                             ensure_ascii=False, indent=2).encode())
+            store.write(audio_key(record.call_id), audio.model_copy(update={"fingerprint": record.fingerprint})
+                        .to_json())
             _release(plugin, record.call_id)
             return Prepared(record=record, action="skip", reason="done: same audio (sha256), models and versions")
         return Prepared(record=record, action="analyze", audio=data, suffix=path.suffix, sha256=sha256)
@@ -171,14 +175,14 @@ def prepare_call(record, plugin_name: str) -> Prepared:
         return Prepared(record=record, action="failed", reason=f"internal error: {type(error).__name__}: {error}")
 
 
-def _rescore(record, plugin: CallqaWorkerPlugin, *, stored_audio: dict | None) -> Prepared:
+def _rescore(record, plugin: CallqaWorkerPlugin, *, stored_audio: AudioFacts | None) -> Prepared:
     data = plugin.store.read(transcript_key(record.call_id))
     if not data:
         return Prepared(record=record, action="skip", reason="no stored transcript to re-score")
-    rescored = apply_scoring(CallResult.from_json(data), plugin.scoring)
+    rescored = derive(read_transcript(data), plugin.derive_setup)
     plugin.store.write(result_key(record.call_id), rescored.to_json().encode())
     return Prepared(record=record, action="rescored", reason="re-scored from the stored transcript",
-                    sha256=(stored_audio or {}).get("sha256"), duration_s=rescored.duration_s)
+                    sha256=stored_audio.sha256 if stored_audio else None, duration_s=rescored.duration_s)
 
 
 def _release(plugin: CallqaWorkerPlugin, call_id: str) -> None:
@@ -189,14 +193,14 @@ def _release(plugin: CallqaWorkerPlugin, call_id: str) -> None:
 
 
 def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallOutcome:
-    """The expensive step: the analysis of the recording, without scoring."""
+    """The expensive step: the audio half of the call, its transcript."""
     plugin = _plugin(plugin_name)
     record = prepared.record
     with tempfile.TemporaryDirectory(prefix="callqa-audio-") as workdir:
         path = Path(workdir) / f"{record.call_id}{prepared.suffix}"
         try:
             path.write_bytes(prepared.audio or b"")
-            analysis = plugin.analyzer.analyze_call(
+            transcript = plugin.analyzer.transcribe(
                 path, call_id=record.call_id, direction=record.direction, manager_channel=record.manager_channel,
                 voiceprint=plugin.voiceprint(record.manager),
                 collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo)
@@ -211,26 +215,22 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     metadata = CallMetadata(started_at=record.started_at.isoformat() if record.started_at else None,
                             manager_id=record.manager, manager_name=record.manager_name, deal_id=record.deal_id,
                             crm_target=record.crm_target)
-    result = analysis.result
-    result = result.model_copy(update={"source": result.source.model_copy(update={"uri": record.uri}),
-                                       "metadata": metadata})
-    voice = analysis.manager_voice
-    return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""), result=result,
-                       manager_voice=[round(float(x), 6) for x in voice] if voice is not None else None,
-                       manager_speech_s=analysis.manager_speech_s)
+    transcript = transcript.model_copy(update={
+        "source": transcript.source.model_copy(update={"uri": record.uri}), "metadata": metadata})
+    return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""),
+                       transcript=transcript)
 
 
-def _enroll_manager_voice(transcribed: Transcribed, plugin: CallqaWorkerPlugin) -> None:
+def _enroll_manager_voice(record, transcript: Transcript, result: CallResult, plugin: CallqaWorkerPlugin) -> None:
     """A good stereo call of a known manager adds a sample to the manager's voiceprint (once per call)."""
     from pipeline.voiceprints import VoiceSample
 
-    record, result = transcribed.record, transcribed.result
     options = plugin.job.settings.voiceprints
-    if (transcribed.manager_voice is None or not record.manager or result.layout != "stereo"
-            or not result.quality.passed or transcribed.manager_speech_s < options.min_speech_s):
+    if (transcript.manager_voice is None or not record.manager or result.layout != "stereo"
+            or not result.quality.passed or transcript.manager_speech_s < options.min_speech_s):
         return
     sample = VoiceSample(manager_id=record.manager, manager_name=record.manager_name,
-                         embedding=transcribed.manager_voice, speech_s=transcribed.manager_speech_s, kind="stereo",
+                         embedding=transcript.manager_voice, speech_s=transcript.manager_speech_s, kind="stereo",
                          source=record.call_id)
     try:
         plugin.voiceprints.add(sample)
@@ -238,42 +238,38 @@ def _enroll_manager_voice(transcribed: Transcribed, plugin: CallqaWorkerPlugin) 
         logger.warning("voice sample of %s from %s not stored: %s", record.manager, record.call_id, error)
 
 
-def _redacted(result: CallResult, job: BatchJob) -> CallResult:
-    """The transcript with personal data hidden in its words and turns, before anything is stored."""
+def _redacted(transcript: Transcript) -> Transcript:
+    """The transcript with personal data hidden in its words, before anything is stored or derived."""
     from pipeline.pii import redact_words
-    from pipeline.turns import build_turns
 
-    words = redact_words(result.words)
-    return result.model_copy(update={"words": words,
-                                     "turns": build_turns(words, max_pause_s=job.settings.turn_max_pause_s)})
+    return transcript.model_copy(update={"words": redact_words(transcript.words)})
 
 
 def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> CallOutcome:
-    """Score and store one transcribed call; `audio.json` is written last and marks the call complete."""
+    """Derive and store one transcribed call; `audio.json` is written last and marks the call complete."""
     plugin = _plugin(plugin_name)
     if isinstance(transcribed, CallOutcome):
         return transcribed
-    record, transcript, job, store = transcribed.record, transcribed.result, plugin.job, plugin.store
+    record, transcript, job, store = transcribed.record, transcribed.transcript, plugin.job, plugin.store
     try:
-        previous = _read_json(store, audio_key(record.call_id))
-        if previous and previous.get("run_id") == job.run_id and previous.get("sha256") == transcribed.sha256:
+        previous = _audio_facts(store, record.call_id)
+        if previous and previous.run_id == job.run_id and previous.sha256 == transcribed.sha256:
             # This run finished the call already and the task ran again (a worker died after writing):
             # the call is done once, not twice.
             _release(plugin, record.call_id)
             return CallOutcome(call_id=record.call_id, status="processed", reason="already stored by this run",
                                audio_s=transcript.duration_s, worker=plugin.worker_name)
         if job.settings.bitrix24.redact_stored_transcripts:
-            transcript = _redacted(transcript, job)
-        result = apply_scoring(transcript, plugin.scoring) if plugin.scoring else transcript
+            transcript = _redacted(transcript)
+        result = derive(transcript, plugin.derive_setup)
         store.write(transcript_key(record.call_id), transcript.to_json().encode())
         store.write(result_key(record.call_id), result.to_json().encode())
-        _enroll_manager_voice(transcribed, plugin)
-        facts = {"call_id": record.call_id, "uri": record.uri, "fingerprint": record.fingerprint,
-                 "sha256": transcribed.sha256, "size_bytes": transcribed.size_bytes,
-                 "duration_s": transcript.duration_s, "run_id": job.run_id,
-                 "stored_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "record": json.loads(record.model_dump_json())}
-        store.write(audio_key(record.call_id), json.dumps(facts, ensure_ascii=False, indent=2).encode())
+        _enroll_manager_voice(record, transcript, result, plugin)
+        facts = AudioFacts(call_id=record.call_id, uri=record.uri, fingerprint=record.fingerprint,
+                           sha256=transcribed.sha256, size_bytes=transcribed.size_bytes,
+                           duration_s=transcript.duration_s, run_id=job.run_id,
+                           stored_at=datetime.now(UTC).isoformat(timespec="seconds"), record=record)
+        store.write(audio_key(record.call_id), facts.to_json())
         _release(plugin, record.call_id)
         return CallOutcome(call_id=record.call_id, status="processed", audio_s=result.duration_s,
                            score=result.score.total if result.score else None, worker=plugin.worker_name)

@@ -275,10 +275,10 @@ class Bitrix24Client:
                 reset = (body.get("time") or {}).get("operating_reset_at")
                 self.sleep(max(1.0, float(reset) - time.time()) if reset else 60.0)
                 continue
-            error = error_for(method, code, description)
-            if isinstance(error, RateLimited):
+            refused = error_for(method, code, description)
+            if isinstance(refused, RateLimited):
                 logger.warning("Bitrix24 %s still limited after %d retries", method, attempt)
-            raise error
+            raise refused
         raise TransportError(method, "RETRIES", f"gave up after {self.max_retries} retries")
 
     def result(self, method: str, params: dict | None = None, *, write: bool = False) -> Any:
@@ -301,6 +301,7 @@ class Bitrix24Client:
         """Every row of a list method, paged by ID: sorted by ID ascending, `>ID` = the last seen, `start=-1`
         (no count): stable however the list changes meanwhile (reference section 2.3)."""
         params = dict(params or {})
+        order: dict[str, str | dict[str, str]]
         if upper:  # voximplant.statistic.get and user.get: FILTER and SORT/ORDER strings
             filter_key, order = "FILTER", {"SORT": "ID", "ORDER": "ASC"}
         else:

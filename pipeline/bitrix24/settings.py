@@ -71,6 +71,7 @@ def make_client(settings: Bitrix24Settings, *, rate_share: float = 1.0):
         from pipeline.logs import add_secret
 
         add_secret(webhook.get_secret_value())
+    auth: WebhookAuth | OAuthAuth
     if webhook is not None:
         auth = WebhookAuth(webhook)
     elif settings.oauth is not None:

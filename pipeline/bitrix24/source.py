@@ -122,10 +122,11 @@ class Bitrix24Source:
 
     def fetch(self, record: CallRecord, workdir: Path) -> Path:
         limit = self.settings.max_download_mb * 1_000_000
+        source_ref = record.source_ref or ""
         try:
-            if (record.source_ref or "").startswith("url:"):
-                file_info = {"NAME": record.source_ref.rsplit("/", 1)[-1].split("?")[0]}
-                data, content_type = self.client.download(record.source_ref[4:], max_bytes=limit,
+            if source_ref.startswith("url:"):
+                file_info = {"NAME": source_ref.rsplit("/", 1)[-1].split("?")[0]}
+                data, content_type = self.client.download(source_ref[4:], max_bytes=limit,
                                                           referer=self.portal + "/",
                                                           deadline_s=self.settings.download_timeout_s)
             else:

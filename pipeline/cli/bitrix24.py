@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import SAMPLE_CALLS, ConfigOption, app, expected_failures, stdout
+from pipeline.cli.common import SAMPLE_CALLS, ConfigOption, app, expected_failures, stdout, time_window
 from pipeline.errors import ConfigError
 
 
@@ -25,8 +25,9 @@ def publish(
     config: ConfigOption = None,
 ) -> None:
     """Post or update the score comments of stored Bitrix24 calls (after `callqa rescore`, say): once per call."""
-    from pipeline.cli.run import _window, publish_results
+    from pipeline.cli.run import print_publish_report, show_comment
     from pipeline.logs import configure_logging, register_secrets
+    from pipeline.publish import publish_stored
     from pipeline.report.compute import call_time
     from pipeline.schema import CallResult
     from pipeline.settings import load_settings
@@ -35,16 +36,19 @@ def publish(
     configure_logging(0)
     settings = load_settings(config)
     register_secrets(settings)
-    window = _window(day, since, until)
+    window = time_window(day, since, until)
     artifact_store = open_store(store or settings.run.store, settings.s3)
     call_ids = []
     for key in artifact_store.list("calls/"):
-        if key.endswith("/result.json"):
-            result = CallResult.from_json(artifact_store.read(key))
+        if key.endswith("/result.json") and (data := artifact_store.read(key)) is not None:
+            # a result deleted since it was listed is skipped, as publish_stored skips it
+            result = CallResult.from_json(data)
             if result.metadata.crm_target and (window is None or window.contains(call_time(result))):
                 call_ids.append(result.call_id)
     stdout.print(f"{len(call_ids)} stored Bitrix24 calls" + (" in the window" if window else ""))
-    if publish_results(artifact_store, call_ids, settings, dry_run=dry_run):
+    report = publish_stored(artifact_store, call_ids, settings, dry_run=dry_run, show=show_comment)
+    print_publish_report(report)
+    if report.failed:
         raise typer.Exit(1)
 
 
@@ -67,7 +71,7 @@ def sandbox(
     = [],  # noqa: B006 (typer reads the default, it is never mutated)
 ) -> None:
     """A local Bitrix24 portal on 127.0.0.1 seeded with the sample calls (for the demo and trying things out)."""
-    from pipeline.bitrix24.sandbox import Portal, SandboxOptions, serve
+    from pipeline.sandbox import Portal, SandboxOptions, serve
 
     try:
         when = date.today() - timedelta(days=1) if day == "yesterday" else date.fromisoformat(day)

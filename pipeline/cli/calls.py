@@ -51,9 +51,9 @@ def analyze(
     """Analyse one recording and write one result (the contract in docs/result-json.md)."""
     from pipeline.analyze import CallAnalyzer
     from pipeline.audio import probe
+    from pipeline.derive import DeriveSetup
     from pipeline.fileio import write_text_atomic
     from pipeline.logs import configure_logging
-    from pipeline.scoring.apply import ScoringSetup
     from pipeline.settings import load_settings
     from pipeline.summary import render_summary
 
@@ -62,7 +62,7 @@ def analyze(
                              manager_channel=manager_channel.value if manager_channel else None,
                              lexicons=lexicons, scorecard=scorecard)
     # Lexicons and scorecard first: a broken one is refused before any call is touched.
-    scoring = ScoringSetup.load(settings.lexicons, settings.scorecard, settings=settings)
+    setup = DeriveSetup.load(settings.lexicons, settings.scorecard, settings=settings)
     info = probe(audio)  # refuse a missing or broken file before spending seconds on loading the model
     voiceprint = None
     if manager:
@@ -74,12 +74,12 @@ def analyze(
         if voiceprint is None:
             stderr.print(f"callqa: no voiceprint of {manager} in {store.store.describe()}: roles of a mono call "
                          "rest on what is said")
-    analyzer = CallAnalyzer(settings, scoring=scoring)
+    analyzer = CallAnalyzer(settings, setup=setup)
     show_progress = not quiet and json_out != "-" and stderr.is_terminal
     with progress_bar() as progress:
         task = progress.add_task(audio.name, total=None, visible=show_progress)
 
-        def hook(step, *, completed=None, total=None):
+        def hook(step, artifact=None, *, completed=None, total=None):
             progress.update(task, completed=completed, total=total)
 
         result = analyzer.analyze(info, call_id=call_id, direction=direction.value if direction else None,
@@ -113,14 +113,13 @@ def demo(
     from rich.rule import Rule
     from rich.text import Text
 
-    from pipeline.bitrix24.sandbox import MSK, Portal, serve
-    from pipeline.cli.run import perform_run
+    from pipeline.cli.run import run_and_report
     from pipeline.errors import ConfigError
     from pipeline.fileio import write_text_atomic
     from pipeline.logs import configure_logging
     from pipeline.report import build_report, load_results, write_report
-    from pipeline.scoring import load_scorecard
-    from pipeline.scoring.apply import DEFAULT_SCORECARD
+    from pipeline.sandbox import MSK, Portal, serve
+    from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
     from pipeline.settings import load_settings
     from pipeline.sources.base import TimeWindow
     from pipeline.summary import render_summary
@@ -141,8 +140,9 @@ def demo(
             "bitrix24": settings.bitrix24.model_copy(update={"webhook": SecretStr(sandbox.webhook_url)}),
             "run": settings.run.model_copy(update={"source": "bitrix24", "store": str(out / "store")})})
         stdout.print(Rule("2. The nightly run: callqa run --source bitrix24 --date yesterday"))
-        summary, store, _ = perform_run(settings, window=TimeWindow(since=start, until=start + timedelta(days=1)),
-                                        label="yesterday")
+        report = run_and_report(settings, window=TimeWindow(since=start, until=start + timedelta(days=1)),
+                                label="yesterday")
+    summary, store = report.summary, report.store
     results, _ = load_results(store)
     results.sort(key=lambda r: r.metadata.started_at or "")
     stdout.print(Rule("3. What was heard"))
@@ -178,7 +178,7 @@ def _demo_mono_call(samples: Path, store, settings) -> None:
     from rich.rule import Rule
 
     from pipeline.analyze import CallAnalyzer
-    from pipeline.scoring.apply import ScoringSetup
+    from pipeline.derive import DeriveSetup
     from pipeline.summary import render_summary
     from pipeline.voiceprints import VoiceprintStore
 
@@ -190,7 +190,7 @@ def _demo_mono_call(samples: Path, store, settings) -> None:
     row = rows[0]
     voiceprint = VoiceprintStore(store, settings.voiceprints).get(row["manager"]) if row.get("manager") else None
     stdout.print(Rule("6. A mono recording: who is the manager"))
-    analyzer = CallAnalyzer(settings, scoring=ScoringSetup.load(settings.lexicons, settings.scorecard,
+    analyzer = CallAnalyzer(settings, setup=DeriveSetup.load(settings.lexicons, settings.scorecard,
                                                                 settings=settings))
     result = analyzer.analyze(samples / row["file"], direction=row.get("direction") or None, voiceprint=voiceprint)
     stdout.print(render_summary(result, max_turns=4))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.errors import CallqaError
+from pipeline.errors import CallqaError, ConfigError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Speech analytics for Bitrix24 sales calls.")
@@ -77,3 +78,27 @@ def progress_bar():
 
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                     TimeElapsedColumn(), console=stderr, transient=True)
+
+
+def time_window(day: str | None, since: str | None, until: str | None):
+    """--date, or --since/--until, as a window of local time (None: no window)."""
+    from pipeline.sources.base import TimeWindow
+
+    local = datetime.now().astimezone().tzinfo
+    try:
+        if day:
+            if since or until:
+                raise ConfigError("give --date or --since/--until, not both")
+            today = datetime.now(local).date()
+            named = {"today": today, "yesterday": today - timedelta(days=1)}
+            start = datetime.combine(named.get(day) or date.fromisoformat(day), time(), tzinfo=local)
+            return TimeWindow(since=start, until=start + timedelta(days=1))
+        if since or until:
+            start = datetime.fromisoformat(since) if since else datetime(1970, 1, 1, tzinfo=local)
+            end = datetime.fromisoformat(until) if until else datetime.now(local)
+            start = start if start.tzinfo else start.replace(tzinfo=local)
+            end = end if end.tzinfo else end.replace(tzinfo=local)
+            return TimeWindow(since=start, until=end)
+    except ValueError as error:
+        raise ConfigError(f"bad date: {error} (use YYYY-MM-DD or ISO 8601 times)") from error
+    return None

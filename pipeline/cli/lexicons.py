@@ -12,7 +12,6 @@ import typer
 from rich.text import Text
 
 from pipeline.cli.common import (
-    REPO_ROOT,
     ConfigOption,
     LexiconsOption,
     ScorecardOption,
@@ -22,19 +21,15 @@ from pipeline.cli.common import (
     stdout,
 )
 from pipeline.errors import CallqaError, DefinitionError
+from pipeline.lexicon import DEFAULT_LEXICONS
+from pipeline.russian import ROLE_RU, call_time_tenths
 
-DEFAULT_LEXICON_DIR = REPO_ROOT / "lexicons"
 FolderArgument = Annotated[Path, typer.Argument(help="Lexicon folder.", file_okay=False)]
-ROLE_RU = {"manager": "менеджер", "client": "клиент", "unknown": "?"}
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
 
 
 @lexicon_app.command("check")
 def check(
-    folder: FolderArgument = DEFAULT_LEXICON_DIR,
+    folder: FolderArgument = DEFAULT_LEXICONS,
     scorecard: ScorecardOption = None,
 ) -> None:
     """Validate every lexicon file (and a scorecard against them); list every problem with file and line."""
@@ -46,7 +41,7 @@ def check(
     try:
         lexicons = load_lexicons(folder)
     except DefinitionError as error:
-        problems += error.problems
+        problems += error.problems or [error]  # one that lists no problem still fails the check, with its message
     if scorecard is not None:
         try:
             loaded = load_scorecard(scorecard)
@@ -54,7 +49,7 @@ def check(
                 loaded.check_against(lexicons)
         except DefinitionError as error:
             problems += error.problems
-    if problems:
+    if problems or lexicons is None:
         for problem in problems:
             print(f"callqa: error: {problem}", file=sys.stderr)
         raise typer.Exit(3)
@@ -66,7 +61,7 @@ def check(
 @lexicon_app.command("test")
 @expected_failures
 def test(
-    folder: FolderArgument = DEFAULT_LEXICON_DIR,
+    folder: FolderArgument = DEFAULT_LEXICONS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List the examples that pass too.")] = False,
 ) -> None:
     """Run every term's examples (must match) and counterexamples (must not match)."""
@@ -98,7 +93,7 @@ def try_(
         result = read_result(path)
         hits = lexicons.matcher.find_hits(result.words, result.turns, result.duration_s)
         for hit in hits:
-            stdout.print(f"{_clock(hit.start)}  {ROLE_RU[hit.role]:8}  {hit.lexicon}/{hit.term}  «{hit.text}»"
+            stdout.print(f"{call_time_tenths(hit.start)}  {ROLE_RU[hit.role]:8}  {hit.lexicon}/{hit.term}  «{hit.text}»"
                          f"  (фраза: {hit.phrase})")
         stdout.print(f"{len(hits)} hits in {path}")
         return
@@ -112,7 +107,7 @@ def try_(
 @lexicon_app.command("schema")
 def schema(
     out: Annotated[Path, typer.Option("--out", help="Folder for the JSON Schema files.", file_okay=False)]
-    = DEFAULT_LEXICON_DIR / "schema",
+    = DEFAULT_LEXICONS / "schema",
 ) -> None:
     """Write the JSON Schemas of lexicon and scorecard files (for editors' completion and checks)."""
     from pipeline.fileio import write_text_atomic
@@ -136,13 +131,15 @@ def rescore(
 ) -> None:
     """Re-score stored results with (new) lexicons and a scorecard, without audio or ASR (a diarized mono call's
     roles are found again from the lexicons' role cues)."""
+    from pipeline.derive import DeriveSetup, derive
     from pipeline.fileio import write_text_atomic
     from pipeline.rescore import diff_results, expand_result_paths, read_result
-    from pipeline.scoring.apply import ScoringSetup, apply_scoring
     from pipeline.settings import load_settings
+    from pipeline.transcript import Transcript
 
     settings = load_settings(config)
-    setup = ScoringSetup.load(lexicons or settings.lexicons, scorecard or settings.scorecard, settings=settings)
+    setup = DeriveSetup.load(lexicons or settings.lexicons, scorecard or settings.scorecard, settings=settings)
+    assert setup.lexicons is not None  # load always reads a lexicon folder (the shipped one by default)
     # Everything loaded so far (dictionaries, lexicons) lives as long as the process: keep it out of the
     # garbage collector's scans, which otherwise cost a fifth of re-scoring time.
     gc.freeze()
@@ -155,7 +152,7 @@ def rescore(
             print(f"callqa: error: {error}", file=sys.stderr)
             failed += 1
             continue
-        after = apply_scoring(before, setup)
+        after = derive(Transcript.from_result(before), setup)
         difference = diff_results(before, after)
         changed += difference.changed
         if diff:
@@ -180,12 +177,10 @@ def _print_diff(path: Path, difference) -> None:
 
     stdout.print(Text(f"{path.name}: score {total(difference.total_before, difference.grade_before)} -> "
                       f"{total(difference.total_after, difference.grade_after)}", style="bold"))
-    for hit in difference.gained:
-        stdout.print(Text(f"  + {_clock(hit.start)} {ROLE_RU[hit.role]} {hit.lexicon}/{hit.term} «{hit.text}»",
-                          style="green"))
-    for hit in difference.lost:
-        stdout.print(Text(f"  - {_clock(hit.start)} {ROLE_RU[hit.role]} {hit.lexicon}/{hit.term} «{hit.text}»",
-                          style="red"))
+    for sign, hits, style in (("+", difference.gained, "green"), ("-", difference.lost, "red")):
+        for hit in hits:
+            stdout.print(Text(f"  {sign} {call_time_tenths(hit.start)} {ROLE_RU[hit.role]} {hit.lexicon}/{hit.term} "
+                              f"«{hit.text}»", style=style))
     for criterion, was, now in difference.flipped:
         def state(passed):
             return "—" if passed is None else ("выполнен" if passed else "не выполнен")

@@ -10,6 +10,7 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pipeline.errors import DefinitionError
 from pipeline.lexicon.matcher import Matcher
@@ -40,9 +41,9 @@ class LexiconSet:
         return set(self.lexicons)
 
     @functools.cached_property
-    def role_cues(self) -> dict[tuple[str, str], tuple[str, float]]:
+    def role_cues(self) -> dict[tuple[str, str], tuple[Literal["manager", "client"], float]]:
         """(lexicon, term) -> (manager or client, weight) for the terms marked `role_cue` (mono role detection)."""
-        cues = {}
+        cues: dict[tuple[str, str], tuple[Literal["manager", "client"], float]] = {}
         for lexicon_id, lexicon in self.lexicons.items():
             for term in lexicon.terms:
                 weight = lexicon.role_cue_of(term)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.lexicon.model import LexiconFile, PhraseSpec, Scope, Term, Window, phrase_words
-from pipeline.schema import Hit, Role, Turn, Word
+from pipeline.schema import Hit, Role, Turn, Word, roles_known
 from pipeline.text import Token, tokenize
 
 __all__ = ["Matcher", "Pattern", "Segment", "segments_of"]
@@ -193,10 +193,10 @@ class Matcher:
                 else:
                     found.setdefault(key, []).append((index, last, pattern.phrase))
         spans = {}
-        for key, candidates in found.items():
+        for key, matches in found.items():
             kept: list[tuple[int, int, str]] = []
             # Earliest first, the longer of two that start together; an overlapped later match adds nothing.
-            for first, last, phrase in sorted(candidates, key=lambda c: (c[0], -(c[1] - c[0]))):
+            for first, last, phrase in sorted(matches, key=lambda c: (c[0], -(c[1] - c[0]))):
                 if kept and first <= kept[-1][1]:
                     continue
                 if any(e_first <= last and first <= e_last for e_first, e_last in excluded.get(key, ())):
@@ -232,8 +232,8 @@ class Matcher:
         Where roles are unknown (a mono call before diarization), terms scoped to a role still match, with the
         hit's role "unknown": a QA lead sees what was said, and scoring knows it cannot judge who said it.
         """
-        roles_known = all(word.role != "unknown" for word in words)
-        hits = self._hits(segments_of(words, turns), duration_s=duration_s, roles_known=roles_known)
+        known = roles_known(words)
+        hits = self._hits(segments_of(words, turns), duration_s=duration_s, roles_known=known)
         return sorted(hits, key=lambda hit: (hit.start, hit.lexicon, hit.term))
 
     def _text_spans(self, text: str) -> tuple[_TokenStream, dict]:

@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.bitrix24.client import PAGE, Bitrix24Client
 from pipeline.bitrix24.errors import AmbiguousWrite, Bitrix24Error
@@ -26,7 +28,11 @@ from pipeline.publish.comment import has_marker, render_comment
 from pipeline.schema import CallResult
 from pipeline.stores import ArtifactStore, StoreError
 
-__all__ = ["CommentPublisher", "PublishOutcome", "ledger_key"]
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+
+__all__ = ["CommentPublisher", "LedgerEntry", "PublishOutcome", "PublishReport", "PublishStatus", "ledger_key",
+           "publish_stored"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +45,27 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class LedgerEntry(BaseModel):
+    """`bitrix24/comments/<call_id>.json`: the comment a call has in the CRM, and the hash of its text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    comment_id: int
+    target: str = Field(description='where it is: "deal:456"')
+    sha256: str = Field(description="of the comment's text: the same text is not posted again")
+    scorecard_version: str | None = None
+    posted_at: str
+    updated_at: str
+
+
+PublishStatus = Literal["posted", "updated", "unchanged", "skipped", "failed", "dry-run"]
+
+
 @dataclass(frozen=True)
 class PublishOutcome:
     call_id: str
-    status: str  # posted | updated | unchanged | skipped | failed | dry-run
+    status: PublishStatus
     reason: str = ""
     comment_id: int | None = None
     target: str | None = None
@@ -76,18 +99,18 @@ class CommentPublisher:
         self.dry_run = dry_run
         self.show = show or (lambda call_id, text: None)
 
-    def _ledger(self, call_id: str) -> dict | None:
+    def _ledger(self, call_id: str) -> LedgerEntry | None:
         data = self.store.read(ledger_key(call_id))
-        return json.loads(data) if data else None
+        return LedgerEntry.model_validate_json(data) if data else None
 
     def _record(self, write: _Write, comment_id: int, *, created: bool) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        previous = self._ledger(write.result.call_id) or {}
-        entry = {"call_id": write.result.call_id, "comment_id": comment_id, "target": write.target,
-                 "sha256": _sha(write.text), "scorecard_version": write.result.scorecard_version,
-                 "posted_at": previous.get("posted_at", now), "updated_at": now}
-        self.store.write(ledger_key(write.result.call_id), json.dumps(entry, indent=2).encode(),
-                         only_if_absent=created and not previous)
+        previous = self._ledger(write.result.call_id)
+        entry = LedgerEntry(call_id=write.result.call_id, comment_id=comment_id, target=write.target,
+                            sha256=_sha(write.text), scorecard_version=write.result.scorecard_version,
+                            posted_at=previous.posted_at if previous else now, updated_at=now)
+        self.store.write(ledger_key(write.result.call_id), entry.model_dump_json(indent=2).encode(),
+                         only_if_absent=created and previous is None)
 
     def _plan(self, result: CallResult) -> _Write | PublishOutcome:
         call_id = result.call_id
@@ -101,9 +124,9 @@ class CommentPublisher:
             return PublishOutcome(call_id, "skipped", "no deal, contact or lead to comment on")
         text = render_comment(result, protect_personal_data=self.protect)
         ledger = self._ledger(call_id)
-        if ledger and ledger.get("sha256") == _sha(text) and ledger.get("target") == target:
-            return PublishOutcome(call_id, "unchanged", "already posted", ledger.get("comment_id"), target)
-        comment_id = ledger.get("comment_id") if ledger and ledger.get("target") == target else None
+        if ledger and ledger.sha256 == _sha(text) and ledger.target == target:
+            return PublishOutcome(call_id, "unchanged", "already posted", ledger.comment_id, target)
+        comment_id = ledger.comment_id if ledger and ledger.target == target else None
         return _Write(result, text, target, comment_id)
 
     def publish(self, results: list[CallResult]) -> list[PublishOutcome]:
@@ -149,7 +172,7 @@ class CommentPublisher:
         return outcomes
 
     def _done(self, write: _Write, comment_id: int) -> PublishOutcome:
-        status = "updated" if write.comment_id is not None else "posted"
+        status: PublishStatus = "updated" if write.comment_id is not None else "posted"
         try:
             self._record(write, comment_id, created=write.comment_id is None)
         except StoreError as error:
@@ -196,3 +219,36 @@ class CommentPublisher:
                 return PublishOutcome(write.result.call_id, "failed", str(failure), target=write.target)
         return PublishOutcome(write.result.call_id, "failed", f"{error}; the next run checks again",
                               target=write.target)
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """One outcome per call, and how many requests the portal saw."""
+
+    outcomes: list[PublishOutcome]
+    requests: int
+
+    def count(self, status: PublishStatus) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+
+def publish_stored(store: ArtifactStore, call_ids: list[str], settings: Settings, *,
+                   client: Bitrix24Client | None = None, dry_run: bool = False,
+                   show: Callable[[str, str], None] | None = None) -> PublishReport:
+    """Post (or update) the score comments of these stored calls (a dry run passes each comment to `show`)."""
+    from pipeline.bitrix24.settings import make_client
+    from pipeline.stores import result_key
+
+    results = []
+    for call_id in call_ids:
+        data = store.read(result_key(call_id))
+        if data:
+            results.append(CallResult.from_json(data))
+    client = client or make_client(settings.bitrix24)
+    publisher = CommentPublisher(client, store, protect_personal_data=settings.bitrix24.protect_personal_data,
+                                 dry_run=dry_run, show=show)
+    return PublishReport(outcomes=publisher.publish(results), requests=client.requests)

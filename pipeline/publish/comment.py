@@ -7,12 +7,12 @@ import re
 from datetime import datetime
 
 from pipeline.pii import redact
+from pipeline.russian import ROLE_RU, call_time, times
 from pipeline.schema import CallResult
 
 __all__ = ["MARKER", "comment_marker", "has_marker", "render_comment"]
 
 MARKER = "callqa call:"
-ROLE_RU = {"manager": "менеджер", "client": "клиент", "unknown": "?"}
 MAX_EVIDENCE = 2
 
 
@@ -24,23 +24,9 @@ def has_marker(text: str, call_id: str) -> bool:
     return re.search(re.escape(MARKER + call_id) + r"(?=\s|\[|$)", text) is not None
 
 
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
-
-
 def _quote(start: float, role: str, text: str, protect: bool) -> str:
     said = redact(text) if protect else text
-    return f"{_clock(start)} {ROLE_RU.get(role, role)}: «{said}»"
-
-
-def _times(count: int | None) -> str:
-    if count is None:
-        return "—"
-    if count % 10 == 1 and count % 100 != 11:
-        return f"{count} раз"
-    if count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14):
-        return f"{count} раза"
-    return f"{count} раз"
+    return f"{call_time(start)} {ROLE_RU.get(role, role)}: «{said}»"
 
 
 def render_comment(result: CallResult, *, protect_personal_data: bool = True) -> str:
@@ -86,7 +72,7 @@ def render_comment(result: CallResult, *, protect_personal_data: bool = True) ->
         lines += ["", "[B]Разговор:[/B] "
                   f"менеджер говорил {round(100 * metrics.talk_ratio_manager)} % времени (хорошо — 40–60 %), "
                   f"самый длинный монолог — {metrics.longest_monologue_s.manager or 0:.0f} с, "
-                  f"перебивал клиента {_times(metrics.interruptions.manager)}, "
+                  f"перебивал клиента {times(metrics.interruptions.manager)}, "
                   f"вопросов задал: {metrics.questions.manager}, клиент — {metrics.questions.client}; "
                   f"тишина — {metrics.silence_s:.0f} с."]
     lines += ["", comment_marker(result.call_id, result.scorecard_version)]

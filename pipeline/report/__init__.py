@@ -24,6 +24,9 @@ def load_results(store: ArtifactStore) -> tuple[list[CallResult], list[str]]:
         if not key.endswith("/result.json"):
             continue
         data = store.read(key)
+        if data is None:  # deleted since it was listed: as unreadable as a damaged one
+            unreadable.append(key)
+            continue
         try:
             results.append(CallResult.from_json(data))
         except ValueError:

@@ -47,10 +47,12 @@ def call_time(result: CallResult) -> datetime:
 
 
 def manager_of(result: CallResult) -> tuple[str, str]:
-    metadata = result.metadata
-    if not metadata.manager_id and not metadata.manager_name:
-        return UNKNOWN_MANAGER
-    return metadata.manager_id or metadata.manager_name, metadata.manager_name or f"ID {metadata.manager_id}"
+    manager_id, manager_name = result.metadata.manager_id, result.metadata.manager_name
+    if manager_id:
+        return manager_id, manager_name or f"ID {manager_id}"
+    if manager_name:
+        return manager_name, manager_name
+    return UNKNOWN_MANAGER
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -78,18 +80,18 @@ def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: d
     successful = sum(_successful(result, deals, options) for result in calls)
     won = {deal.deal_id: deal for deal in (deals.get(r.metadata.deal_id or "") for r in calls)
            if deal is not None and deal.won}
-    scored = [result for result in calls if result.score is not None]
+    scored = [(result, result.score) for result in calls if result.score is not None]
     groups: dict[str, list[float]] = defaultdict(list)
     applies: dict[str, list[bool]] = defaultdict(list)
     daily: dict[str, list[float]] = defaultdict(list)
-    for result in scored:
-        for group in result.score.groups:
+    for result, score in scored:
+        for group in score.groups:
             if group.total is not None:
                 groups[group.id].append(group.total)
-        for criterion in result.score.criteria:
+        for criterion in score.criteria:
             if criterion.applicable:
                 applies[criterion.id].append(criterion.passed)
-        daily[call_time(result).date().isoformat()].append(result.score.total)
+        daily[call_time(result).date().isoformat()].append(score.total)
     metrics = [result.metrics for result in calls]
     stats = ManagerStats(
         manager_id=manager_id,
@@ -102,7 +104,7 @@ def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: d
         average_check=_mean(deal.amount for deal in won.values()),
         repeat_purchases=sum(deal.repeat_customer for deal in won.values()),
         positive_feedback=sum(_positive(result) for result in calls),
-        average_score=_mean(result.score.total for result in scored),
+        average_score=_mean(score.total for _, score in scored),
         group_totals={group: _mean(values) for group, values in groups.items()},
         talk_ratio=_mean(m.talk_ratio_manager for m in metrics),
         longest_monologue_s=_mean(m.longest_monologue_s.manager for m in metrics),
@@ -172,16 +174,16 @@ def _funnel(calls: Sequence[CallResult], deals: dict[str, Deal]) -> list[FunnelS
 
 
 def _review(calls: Sequence[CallResult], options: ReportOptions) -> list[ReviewCall]:
-    scored = [result for result in calls if result.score is not None]
-    scored.sort(key=lambda r: (not r.score.auto_failed, r.score.total, r.call_id))
+    scored = [(result, result.score) for result in calls if result.score is not None]
+    scored.sort(key=lambda pair: (not pair[1].auto_failed, pair[1].total, pair[0].call_id))
     review = []
-    for result in scored[: options.review_count]:
+    for result, score in scored[: options.review_count]:
         deal_id = result.metadata.deal_id
         review.append(ReviewCall(
             call_id=result.call_id, started_at=call_time(result).isoformat(timespec="minutes"),
-            manager=manager_of(result)[1], score=result.score.total, grade=result.score.grade,
-            auto_failed=list(result.score.auto_failed),
-            failed=[c.title for c in result.score.criteria if c.applicable and not c.passed],
+            manager=manager_of(result)[1], score=score.total, grade=score.grade,
+            auto_failed=list(score.auto_failed),
+            failed=[c.title for c in score.criteria if c.applicable and not c.passed],
             deal_id=deal_id,
             deal_url=options.deal_url.format(deal_id=deal_id) if options.deal_url and deal_id else None))
     return review

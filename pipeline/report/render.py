@@ -158,7 +158,7 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
     managers = [header]
     for stats in report.managers:
         managers.append([stats.name] + [_csv_number(_value(stats, c)) for c in columns]
-                        + [stats.ratings.get(c.rating) or "" for c in columns if c.rating])
+                        + [str(stats.ratings.get(c.rating) or "") for c in columns if c.rating])
     criteria = [["Критерий"] + [s.name for s in active]] + [
         [title] + [_csv_number(s.criterion_pass_pct.get(cid)) for s in active] for cid, title in report.criteria]
     funnel = [["Этап", "Сделок", "Конверсия из прошлого этапа, %", "Медиана времени на этапе, дней",

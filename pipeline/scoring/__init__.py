@@ -4,7 +4,10 @@
     score = scorecard.score(CallFacts(hits, turns, metrics, duration_s, direction), lexicons)
 """
 
+from pipeline.lexicon import DEFAULT_LEXICONS
 from pipeline.scoring.engine import CallFacts, Scorecard, load_scorecard
 from pipeline.scoring.model import ScorecardFile
 
-__all__ = ["CallFacts", "Scorecard", "ScorecardFile", "load_scorecard"]
+__all__ = ["DEFAULT_SCORECARD", "CallFacts", "Scorecard", "ScorecardFile", "load_scorecard"]
+
+DEFAULT_SCORECARD = DEFAULT_LEXICONS / "scorecards" / "sales.yaml"  # the shipped scorecard

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import DefinitionError
 from pipeline.lexicon.loader import LexiconSet, content_version
+from pipeline.russian import ROLE_RU, call_time
 from pipeline.schema import CriterionResult, Evidence, GroupScore, Hit, Metrics, Score, Turn
 from pipeline.scoring.model import (
     Criterion,
@@ -26,7 +27,6 @@ from pipeline.yamlfile import Problem, YamlDocument, load_yaml, validate
 
 __all__ = ["CallFacts", "Scorecard", "load_scorecard"]
 
-ROLE_RU = {"manager": "менеджер", "client": "клиент", "any": "любая сторона", "unknown": "не определено"}
 MAX_EVIDENCE = 5
 
 
@@ -50,10 +50,6 @@ class CallFacts:
 
 def _evidence(hits: Sequence[Hit]) -> list[Evidence]:
     return [Evidence(start=h.start, end=h.end, role=h.role, text=h.text) for h in hits[:MAX_EVIDENCE]]
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
 
 @dataclass(frozen=True)
@@ -151,12 +147,15 @@ class Scorecard:
         return self._required(criterion, facts, lexicons, common)
 
     def _metric(self, criterion: MetricCriterion, facts: CallFacts, common: dict) -> CriterionResult:
-        value = facts.metrics.model_dump()
+        node: object = facts.metrics.model_dump()
         for part in criterion.metric.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
             return CriterionResult(**common, passed=True, points=0, max_points=0, applicable=False,
                                    note=f"нет значения {criterion.metric}")
+        if not isinstance(node, int | float):  # METRIC_PATHS name numeric leaves only; a group cannot be compared
+            raise TypeError(f"metric {criterion.metric} is not a number: {node!r}")
+        value = node
         passed = (criterion.min is None or value >= criterion.min) and (criterion.max is None or value <= criterion.max)
         bounds = " и ".join(part for part in (f"не меньше {criterion.min:g}" if criterion.min is not None else "",
                                               f"не больше {criterion.max:g}" if criterion.max is not None else "")
@@ -184,7 +183,7 @@ class Scorecard:
                     unanswered.append(trigger)
             passed = not unanswered
             note = None if passed else "без ответа: " + "; ".join(
-                f"{_clock(t.start)} «{t.text}»" for t in unanswered)
+                f"{call_time(t.start)} «{t.text}»" for t in unanswered)
             return CriterionResult(**common, passed=passed, points=weight if passed else 0, max_points=weight,
                                    evidence=_evidence(evidence), note=note,
                                    expected=None if passed else expected)
@@ -195,7 +194,7 @@ class Scorecard:
             anchors = _select(facts, criterion.after)
             if not anchors or anchors[0].start > found[0].start:
                 passed = False
-                note = (f"{_clock(found[0].start)} «{found[0].text}» прозвучало раньше, чем "
+                note = (f"{call_time(found[0].start)} «{found[0].text}» прозвучало раньше, чем "
                         f"{self._describe(criterion.after, lexicons)}")
             evidence = anchors[:1] + evidence
         return CriterionResult(**common, passed=passed, points=weight if passed else 0, max_points=weight,

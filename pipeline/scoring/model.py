@@ -90,7 +90,7 @@ class MetricCriterion(_CriterionBase):
 
 Criterion = Annotated[RequiredCriterion | ForbiddenCriterion | MetricCriterion, Field(discriminator="kind")]
 
-DEFAULT_GRADES = {5: 90.0, 4: 75.0, 3: 60.0, 2: 40.0}
+DEFAULT_GRADES: dict[Literal[2, 3, 4, 5], float] = {5: 90.0, 4: 75.0, 3: 60.0, 2: 40.0}
 
 
 class ScorecardFile(_Strict):

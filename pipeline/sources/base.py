@@ -8,7 +8,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AUDIO_SUFFIXES", "CallRecord", "CallSource", "TimeWindow", "call_id_from_path"]
+from pipeline.errors import ConfigError
+
+__all__ = ["AUDIO_SUFFIXES", "CallRecord", "CallSource", "TimeWindow", "call_id_from_path", "check_unique_ids"]
 
 AUDIO_SUFFIXES = frozenset({".mp3", ".wav", ".ogg", ".opus", ".m4a", ".aac", ".flac", ".webm", ".mp4"})
 
@@ -75,3 +77,13 @@ def call_id_from_path(relative: str) -> str:
     """A call id from a recording's path inside its folder: "2026-11-28/call 7.mp3" -> "2026-11-28_call_7"."""
     stem = relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative
     return "".join(ch if ch in _SAFE else "_" for ch in stem.replace("/", "_")).strip("_.") or "call"
+
+
+def check_unique_ids(records: list[CallRecord], where: str) -> None:
+    """Refuse a listing in which two recordings make the same call id (their results would overwrite each other)."""
+    seen: dict[str, str] = {}
+    for record in records:
+        if record.call_id in seen:
+            raise ConfigError(f"{where}: two recordings make the same call id {record.call_id!r}: "
+                              f"{seen[record.call_id]} and {record.uri} (give ids in a manifest)")
+        seen[record.call_id] = record.uri

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import CallError, ConfigError
-from pipeline.sources.base import AUDIO_SUFFIXES, CallRecord, TimeWindow, call_id_from_path
+from pipeline.sources.base import AUDIO_SUFFIXES, CallRecord, TimeWindow, call_id_from_path, check_unique_ids
 from pipeline.sources.manifest import MANIFEST_NAME, parse_manifest
 
 __all__ = ["FolderSource"]
@@ -48,7 +48,7 @@ class FolderSource:
                 records.append(CallRecord(call_id=row.get("call_id") or call_id_from_path(relative),
                                           uri=str(self.folder / relative), started_at=row.get("started_at"),
                                           **{k: v for k, v in row.items() if k not in ("call_id", "started_at")}))
-        _check_unique(records, str(self.folder))
+        check_unique_ids(records, str(self.folder))
         return [r for r in records if window is None or window.contains(r.started_at)]
 
     def fetch(self, record: CallRecord, workdir: Path) -> Path:
@@ -56,12 +56,3 @@ class FolderSource:
         if not path.is_file():
             raise CallError(record.uri, "recording not found")
         return path
-
-
-def _check_unique(records: list[CallRecord], where: str) -> None:
-    seen: dict[str, str] = {}
-    for record in records:
-        if record.call_id in seen:
-            raise ConfigError(f"{where}: two recordings make the same call id {record.call_id!r}: "
-                              f"{seen[record.call_id]} and {record.uri} (give ids in a manifest)")
-        seen[record.call_id] = record.uri

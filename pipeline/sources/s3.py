@@ -6,8 +6,7 @@ from pathlib import Path
 
 from pipeline.errors import CallError, ConfigError
 from pipeline.s3 import S3Location, S3Settings, make_client
-from pipeline.sources.base import AUDIO_SUFFIXES, CallRecord, TimeWindow, call_id_from_path
-from pipeline.sources.local import _check_unique
+from pipeline.sources.base import AUDIO_SUFFIXES, CallRecord, TimeWindow, call_id_from_path, check_unique_ids
 from pipeline.sources.manifest import MANIFEST_NAME, parse_manifest
 
 __all__ = ["S3Source"]
@@ -51,7 +50,7 @@ class S3Source:
                 started_at=row.get("started_at") or item.get("LastModified"),
                 **{key: value for key, value in row.items() if key not in ("call_id", "started_at")},
             ))
-        _check_unique(records, str(self.location))
+        check_unique_ids(records, str(self.location))
         return [r for r in records if window is None or window.contains(r.started_at)]
 
     def fetch(self, record: CallRecord, workdir: Path) -> Path:

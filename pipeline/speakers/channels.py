@@ -154,7 +154,12 @@ def mark_overlaps(words: list[SpeakerWord], frame_db: np.ndarray,
     """Trim and set `overlap` on words whose channel is already known (each leg transcribed on its own)."""
     options = options or ChannelOptions()
     speaking = speaking_frames(levels_above_floor(frame_db, options), options)
-    return [_with_channel(word.word, word.channel, speaking, options) for word in words]
+    marked = []
+    for word in words:
+        if word.channel is None:  # a caller's mistake: without its leg a word cannot be trimmed or marked
+            raise TypeError(f"mark_overlaps: the word {word.word.text!r} at {word.word.start} s has no channel")
+        marked.append(_with_channel(word.word, word.channel, speaking, options))
+    return marked
 
 
 def channel_activity(frame_db: np.ndarray, options: ChannelOptions | None = None) -> dict[str, list[Interval]]:

@@ -4,7 +4,7 @@ A `Diarizer` is loaded once per process (its models stay in memory); for each ca
 fed the call's 16 kHz mono audio block by block as the call streams through the analyzer and, at the end, returns
 a `Diarization`:
 
-    diarizer = load_diarizer(settings.speakers)        # embedded (CPU) or pyannote (GPU box)
+    diarizer = speakers.load_diarizer(settings.speakers)      # embedded (CPU) or pyannote (GPU box)
     session = diarizer.session()
     for block in blocks:
         session.add(block.mix(), offset_s=block.start_s)
@@ -17,7 +17,6 @@ voiceprint.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -28,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.speakers.voices import VoiceOptions
 
 __all__ = ["Diarization", "DiarizationSegment", "Diarizer", "DiarizerSession", "EmbeddedOptions",
-           "PyannoteOptions", "SpeakerOptions", "load_diarizer", "speaker_names"]
+           "PyannoteOptions", "SpeakerOptions", "speaker_names"]
 
 
 @dataclass(frozen=True)
@@ -156,22 +155,3 @@ def speaker_names(labels: list) -> dict:
         if label is not None and label not in names:
             names[label] = f"S{len(names) + 1}"
     return names
-
-
-@functools.lru_cache(maxsize=2)
-def load_diarizer(options: SpeakerOptions) -> Diarizer | None:
-    """The configured diarizer, loaded once per process (None for "none").
-
-    Raises:
-        ConfigError: the pyannote pipeline is missing, incomplete or refers to a hub.
-    """
-    backend = options.backend
-    if backend == "none":
-        return None
-    if backend == "pyannote":
-        from pipeline.speakers.pyannote import PyannoteDiarizer
-
-        return PyannoteDiarizer.load(options.pyannote, voices=options.voices)
-    from pipeline.speakers.embedded import EmbeddedDiarizer
-
-    return EmbeddedDiarizer(options.embedded, voices=options.voices)

@@ -87,12 +87,12 @@ class _EmbeddedSession:
 
     def finish(self) -> Diarization:
         windows = self.windows
-        options, voices = self.diarizer.options, self.diarizer.voices
-        min_windows = max(1, math.ceil(options.min_speaker_s * voices.windows_per_s))
+        options, voice_options = self.diarizer.options, self.diarizer.voices
+        min_windows = max(1, math.ceil(options.min_speaker_s * voice_options.windows_per_s))
         raw = cluster_windows(windows.matrix(), options, min_windows=min_windows).tolist()
         names = speaker_names(raw)
         labels = [names[label] for label in raw]
-        voices, confidence = speaker_voices(windows, labels, clear_margin=self.diarizer.voices.clear_margin)
+        voices, confidence = speaker_voices(windows, labels, clear_margin=voice_options.clear_margin)
         return Diarization(segments=segments_from_windows(windows.times, labels), voices=voices,
                            confidence=confidence, backend=self.diarizer.name, version=self.diarizer.version)
 

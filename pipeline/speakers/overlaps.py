@@ -106,18 +106,20 @@ def apply_overlap_patches(words: list[SpeakerWord], patches: list[OverlapPatch],
     kept = [w for w in words if not any(_inside(w.word, patch) for patch in patches)]
     added: list[SpeakerWord] = []
     for patch in patches:
-        candidates = []
+        candidates: list[tuple[AsrWord, int, np.ndarray]] = []
         for word in patch.words:
+            if word.channel is None:  # not from a leg's own transcription: nowhere to put it
+                continue
             span = span_frames(word.start, word.end, snr.shape[1])
             if speaking[word.channel, span].any():  # the leg's own party speaks here, not a leak of the other
-                candidates.append((word, _leg_strength(snr, word)))
-        for word, strength in candidates:
+                candidates.append((word, word.channel, _leg_strength(snr, word)))
+        for word, channel, strength in candidates:
             echo_of_louder = any(
-                other.channel != word.channel and abs(other.start - word.start) < 0.3
+                other_channel != channel and abs(other.start - word.start) < 0.3
                 and normalise_words(other.text) == normalise_words(word.text)
-                and other_strength[other.channel] > strength[word.channel]
-                for other, other_strength in candidates
+                and other_strength[other_channel] > strength[channel]
+                for other, other_channel, other_strength in candidates
             )
             if not echo_of_louder:
-                added.append(SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[word.channel], channel=word.channel))
+                added.append(SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[channel], channel=channel))
     return kept + mark_overlaps(added, frame_db, options)

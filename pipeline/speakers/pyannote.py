@@ -141,7 +141,7 @@ def _labels_of(windows: list[tuple[float, float]], exclusive: list[tuple[float, 
             speaker = names.get(label, label)
             covered[speaker] = covered.get(speaker, 0.0) + min(end, seg_end) - max(start, seg_start)
             index += 1
-        best = max(covered, key=covered.get) if covered else None
+        best = max(covered, key=covered.__getitem__) if covered else None
         labels.append(best if best is not None and covered[best] >= 0.5 * (end - start) else None)
     return labels
 
@@ -156,6 +156,8 @@ class PyannoteDiarizer:
         self.options = options
         self.voices = voices
         self.device = str(device)
+        if options.pipeline_dir is None:  # `load` checks and resolves the folder before building one
+            raise TypeError("PyannoteDiarizer needs options.pipeline_dir; build it with PyannoteDiarizer.load")
         self.version = f"pyannote.audio-{_pyannote_version()}/{Path(options.pipeline_dir).name}"
         # A GPU worker transcribes several calls at once; pyannote's pipeline keeps per-call state, so calls
         # take turns on it (it is the short part of a call's work on a GPU).

@@ -100,7 +100,7 @@ def embed_speech(samples: np.ndarray, *, offset_s: float = 0.0,
     regions = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=options.vad_min_silence_ms,
                                                         speech_pad_ms=options.vad_speech_pad_ms))
     regions = [r for r in regions if r["end"] - r["start"] >= options.min_region_s * SAMPLE_RATE_HZ]
-    empty = ([], np.zeros((0, EMBEDDING_DIM), np.float32))
+    empty: tuple[list[tuple[float, float]], np.ndarray] = ([], np.zeros((0, EMBEDDING_DIM), np.float32))
     if not regions:
         return empty
     # The encoder runs over the speech alone, pauses cut out, so a window never straddles a long silence.

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.audio_write import write_audio
+from tests.audio_write import write_audio
 
 SAMPLE_RATE_HZ = 16_000
 TELEPHONE_RATE_HZ = 8_000

@@ -1,40 +1,21 @@
-"""A local Bitrix24 portal for tests and the demo: real HTTP on loopback, behaving as the documented API does for
-what callqa uses (../shared/reference/bitrix24-rest.md): webhook and OAuth auth, the `time` block, paging,
-`batch` with PHP-style commands, the leaky bucket, error envelopes, signed download URLs serving audio,
-telephony statistics, activity bindings, deals, users and timeline comments.
-
-Faults on demand: a share of 503s and of HTML error pages, OAuth tokens that expire (after a time, or after a
-number of requests), writes applied and then left unanswered (the client times out), recordings that arrive late,
-a deal the webhook may not edit. Tests use the faults that do not depend on how fast the machine is: tokens that
-die after N requests, hangs released by an event when the sandbox stops.
-
-    portal = Portal.from_folder(Path("tests/data/calls"), day=date(2026, 11, 28))
-    with serve(portal, SandboxOptions()) as sandbox:
-        print(sandbox.webhook_url)
-"""
+"""The sandbox's REST behaviour: webhook and OAuth auth, the leaky bucket, the `time` block, paging, `batch`, the
+error envelopes, the methods callqa uses, and the faults tests ask for (`SandboxOptions`)."""
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import hashlib
-import json
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.bitrix24.encoding import parse_php_query
+from pipeline.sandbox.portal import Portal, iso_msk
 
-__all__ = ["CallSpec", "Portal", "Sandbox", "SandboxOptions", "serve"]
+__all__ = ["ApiError", "Sandbox", "SandboxOptions", "time_block"]
 
-MSK = timezone(timedelta(hours=3))  # the portal's time zone: every date goes out with this offset
 PAGE = 50
 WRITE_METHODS = frozenset({"crm.timeline.comment.add", "crm.timeline.comment.update", "crm.timeline.comment.delete"})
 
@@ -89,129 +70,6 @@ class SandboxOptions:
     seed: int = 7
 
 
-@dataclass
-class CallSpec:
-    """One seeded call: its recording, who made it, when, and what CRM items its activity is bound to.
-    `manager_right`: the recording has the manager on the right; the portal serves it with the manager on the
-    left, as one PBX lays out all its recordings."""
-
-    audio: Path
-    manager_id: str
-    manager_name: str
-    started_at: datetime
-    incoming: bool
-    deal_ids: list[str]
-    duration_s: int
-    answered: bool = True
-    manager_right: bool = False
-
-
-def _left_manager(path: Path) -> bytes:
-    """The recording re-encoded with its two channels swapped."""
-    import tempfile
-
-    from pipeline.audio import decode_all
-    from pipeline.audio_write import write_audio
-
-    _, samples = decode_all(path)
-    with tempfile.TemporaryDirectory(prefix="callqa-sandbox-") as workdir:
-        target = write_audio(Path(workdir) / "swapped.mp3", samples[::-1].copy(), 16000, bitrate=48_000)
-        return target.read_bytes()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(MSK).isoformat(timespec="seconds")
-
-
-class Portal:
-    """The portal's data, guarded by one lock (the server is threaded)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.users: dict[str, dict] = {}
-        self.contacts: dict[str, dict] = {}
-        self.deals: dict[str, dict] = {}
-        self.calls: list[dict] = []
-        self.bindings: dict[str, list[dict]] = {}  # activity id -> [{entityTypeId, entityId}]
-        self.files: dict[str, bytes] = {}
-        self.comments: dict[str, dict] = {}
-        self.next_id = 1000
-        self.listings = 0
-        self.requests: dict[str, int] = {}
-        self.rejected = {"limit": 0, "injected_503": 0, "html": 0, "unanswered": 0, "stalled": 0,
-                         "operation_time_limit": 0}
-
-    def new_id(self) -> str:
-        self.next_id += 1
-        return str(self.next_id)
-
-    def add_call(self, spec: CallSpec) -> dict:
-        with self.lock:
-            first, _, last = spec.manager_name.partition(" ")
-            self.users.setdefault(spec.manager_id, {"ID": spec.manager_id, "ACTIVE": True, "NAME": first,
-                                                    "LAST_NAME": last, "USER_TYPE": "employee"})
-            contact_id = self.new_id()
-            self.contacts[contact_id] = {"ID": contact_id, "NAME": f"Клиент {contact_id}"}
-            for deal_id in spec.deal_ids:
-                self.deals.setdefault(deal_id, {
-                    "ID": deal_id, "TITLE": f"Сделка {deal_id}", "STAGE_ID": "PREPARATION", "CATEGORY_ID": "0",
-                    "OPPORTUNITY": "0.00", "CURRENCY_ID": "RUB", "ASSIGNED_BY_ID": spec.manager_id,
-                    "CONTACT_ID": contact_id, "CLOSED": "N", "STAGE_SEMANTIC_ID": "P", "IS_RETURN_CUSTOMER": "N",
-                    "DATE_CREATE": _iso(spec.started_at - timedelta(days=2))})
-            activity_id = self.new_id()
-            self.bindings[activity_id] = ([{"entityTypeId": 2, "entityId": int(d)} for d in spec.deal_ids]
-                                          + [{"entityTypeId": 3, "entityId": int(contact_id)}])
-            file_id = None
-            if spec.answered:
-                file_id = self.new_id()
-                self.files[file_id] = _left_manager(spec.audio) if spec.manager_right else spec.audio.read_bytes()
-            digest = hashlib.sha1(f"{spec.audio}{spec.started_at}".encode()).hexdigest()[:32]
-            row = {
-                "ID": str(len(self.calls) + 1), "PORTAL_USER_ID": spec.manager_id, "PORTAL_NUMBER": "reg0001",
-                "PHONE_NUMBER": "+7915" + digest[:7].translate(str.maketrans("abcdef", "123456")),
-                "CALL_ID": f"externalCall.{digest}.{int(spec.started_at.timestamp())}",
-                "EXTERNAL_CALL_ID": None, "CALL_CATEGORY": "external", "CALL_LOG": None,
-                "CALL_DURATION": str(spec.duration_s if spec.answered else 0),
-                "CALL_START_DATE": _iso(spec.started_at), "CALL_RECORD_URL": None, "CALL_VOTE": None,
-                "COST": "0.0000", "COST_CURRENCY": "RUR",
-                "CALL_FAILED_CODE": "200" if spec.answered else "304",
-                "CALL_FAILED_REASON": "" if spec.answered else "Missed call",
-                "CRM_ENTITY_TYPE": "CONTACT", "CRM_ENTITY_ID": contact_id, "CRM_ACTIVITY_ID": activity_id,
-                "REST_APP_ID": None, "REST_APP_NAME": None, "TRANSCRIPT_ID": None, "TRANSCRIPT_PENDING": "N",
-                "SESSION_ID": None, "REDIAL_ATTEMPT": None, "COMMENT": None,
-                "RECORD_DURATION": str(spec.duration_s) if spec.answered else None,
-                "RECORD_FILE_ID": int(file_id) if file_id else None,
-                "CALL_TYPE": "2" if spec.incoming else "1",
-            }
-            self.calls.append(row)
-            return row
-
-    @classmethod
-    def from_folder(cls, folder: Path, *, day: date, limit: int | None = None) -> Portal:
-        """A portal whose calls are the folder's stereo recordings (manifest.csv: managers, deals, times of day),
-        all on `day`, plus one missed call."""
-        from pipeline.audio import probe
-
-        portal = cls()
-        with (folder / "manifest.csv").open(encoding="utf-8") as handle:
-            rows = [row for row in csv.DictReader(handle) if row["file"].endswith(".stereo.mp3")]
-        for row in rows[:limit]:
-            clock = datetime.fromisoformat(row["started_at"]).astimezone(MSK).timetz()
-            started = datetime.combine(day, clock)
-            duration = probe(folder / row["file"]).declared_duration_s or 60.0
-            portal.add_call(CallSpec(audio=folder / row["file"], manager_id=row["manager"] or "1",
-                                     manager_name=row["manager_name"] or "Менеджер", started_at=started,
-                                     incoming=row["direction"] == "in", deal_ids=[row["deal_id"]] if row["deal_id"]
-                                     else [], duration_s=round(duration),
-                                     manager_right=row.get("manager_channel") == "right"))
-        first = rows[0]
-        evening = datetime.combine(day, datetime.min.time(), tzinfo=MSK) + timedelta(hours=18)
-        portal.add_call(CallSpec(audio=folder / first["file"], manager_id=first["manager"] or "1",
-                                 manager_name=first["manager_name"] or "Менеджер", started_at=evening,
-                                 incoming=True, deal_ids=[], duration_s=0, answered=False))
-        return portal
-
-
 class _Bucket:
     def __init__(self, capacity: int, rate: float) -> None:
         self.capacity, self.rate = capacity, rate
@@ -227,11 +85,11 @@ class _Bucket:
             return level <= self.capacity
 
 
-def _time_block(started: float) -> dict:
+def time_block(started: float) -> dict:
     finished = time.time()
     return {"start": started, "finish": finished, "duration": finished - started, "processing": finished - started,
-            "date_start": _iso(datetime.fromtimestamp(started, UTC)),
-            "date_finish": _iso(datetime.fromtimestamp(finished, UTC)),
+            "date_start": iso_msk(datetime.fromtimestamp(started, UTC)),
+            "date_finish": iso_msk(datetime.fromtimestamp(finished, UTC)),
             "operating_reset_at": int(finished) + 600, "operating": 0}
 
 
@@ -312,7 +170,8 @@ class Sandbox:
             if (path_user, path_secret) != (str(self.options.webhook_user), self.options.webhook_secret):
                 raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
             return
-        token = self.tokens.get(params.get("auth"))
+        auth = params.get("auth")
+        token = self.tokens.get(auth) if auth is not None else None
         if token is None:
             raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
         with self.portal.lock:
@@ -385,7 +244,7 @@ class Sandbox:
         return {"ID": file_id, "NAME": f"2026-11-28 call {file_id}.mp3", "TYPE": "file", "SIZE": str(len(data)),
                 "STORAGE_ID": "1", "PARENT_ID": "2", "DELETED_TYPE": "0", "FILE_ID": str(int(file_id) + 50000),
                 "DOWNLOAD_URL": f"{self.base_url}/rest/download.json?auth=sandbox&token={self.download_token(file_id)}",
-                "CREATE_TIME": _iso(datetime.now(UTC))}, {}
+                "CREATE_TIME": iso_msk(datetime.now(UTC))}, {}
 
     def _m_crm_activity_binding_list(self, params: dict) -> tuple[Any, dict]:
         activity = str(params.get("activityId", ""))
@@ -429,7 +288,7 @@ class Sandbox:
             raise ApiError("INVALID_ARG_VALUE", "Empty comment message")
         comment_id = self.portal.new_id()
         self.portal.comments[comment_id] = {"ID": comment_id, "ENTITY_ID": entity_id, "ENTITY_TYPE": entity_type,
-                                            "CREATED": _iso(datetime.now(UTC)), "COMMENT": comment,
+                                            "CREATED": iso_msk(datetime.now(UTC)), "COMMENT": comment,
                                             "AUTHOR_ID": str(self.options.webhook_user), "FILES": []}
         return int(comment_id), {}
 
@@ -481,7 +340,7 @@ class Sandbox:
                         nexts[key] = extra["next"]
                 except ApiError as error:
                     errors[key] = {"error": error.code, "error_description": error.description}
-            times[key] = _time_block(started)
+            times[key] = time_block(started)
             if halt and key in errors:
                 break
         # PHP serialises empty maps as [] (reference section 6): so does the sandbox.
@@ -509,137 +368,3 @@ class Sandbox:
             values = commands.values() if isinstance(commands, dict) else commands
             return any(str(command).partition("?")[0] in WRITE_METHODS for command in values)
         return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    sandbox: Sandbox  # set on the server's handler class
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args) -> None:  # the test output stays quiet
-        return None
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json; charset=utf-8") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _stall(self, body: bytes, content_type: str) -> None:
-        """Headers and the first kilobyte, then silence until the sandbox stops: the client must give up."""
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body[:1024])
-        self.wfile.flush()
-        self.sandbox.portal.rejected["stalled"] += 1
-        self.sandbox.stopping.wait()
-        self.close_connection = True
-
-    def _json(self, status: int, payload: dict) -> None:
-        self._send(status, json.dumps(payload, ensure_ascii=False).encode())
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def _params(self, query: str) -> dict:
-        params = parse_php_query(query)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            raw = self.rfile.read(length)
-            if (self.headers.get("Content-Type") or "").startswith("application/json"):
-                params.update(json.loads(raw or b"{}"))
-            else:
-                params.update(parse_php_query(raw.decode()))
-        return params
-
-    def _handle(self) -> None:
-        sandbox = self.sandbox
-        started = time.time()
-        url = urlsplit(self.path)
-        if url.path.rstrip("/") == "/oauth/token":
-            status, payload = sandbox.token_response(dict(parse_qsl(url.query)))
-            return self._json(status, payload)
-        if url.path == "/rest/download.json":
-            query = dict(parse_qsl(url.query))
-            status, body, content_type = sandbox.download(query, self.headers.get("User-Agent", ""))
-            if status == 200 and query.get("token", "").split("|")[1:2] and \
-                    query["token"].split("|")[1] in sandbox.options.stalled_recordings:
-                return self._stall(body, content_type)
-            return self._send(status, body, content_type)
-        parts = [p for p in url.path.split("/") if p]
-        if not parts or parts[0] != "rest" or len(parts) not in (2, 4):
-            return self._json(404, {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"})
-        method = parts[-1].removesuffix(".json")
-        user, secret = (parts[1], parts[2]) if len(parts) == 4 else (None, None)
-        try:
-            params = self._params(url.query)
-        except (ValueError, json.JSONDecodeError):
-            return self._json(400, {"error": "INVALID_REQUEST", "error_description": "Bad request body"})
-        options = sandbox.options
-        rejected = sandbox.portal.rejected
-        if sandbox.random.random() < options.html_error_rate:
-            rejected["html"] += 1
-            return self._send(502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
-                              "text/html")
-        over_limit = not sandbox.bucket.admit(self.client_address[0])
-        if over_limit or sandbox.random.random() < options.fail_rate:
-            rejected["limit" if over_limit else "injected_503"] += 1
-            return self._json(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
-        try:
-            sandbox.check_auth(user, secret, params)
-            sandbox.check_operating_time(method)
-            result, extra = sandbox.dispatch(method, {k: v for k, v in params.items() if k != "auth"})
-        except ApiError as error:
-            payload = {"error": error.code, "error_description": error.description}
-            if error.code == "OPERATION_TIME_LIMIT":
-                payload["time"] = {**_time_block(started), "operating_reset_at": sandbox.blocked_until,
-                                   "operating": 480.0}
-            return self._json(error.status, payload)
-        if sandbox.is_write(method, params):
-            with sandbox.portal.lock:
-                hang = sandbox.unanswered_left > 0
-                sandbox.unanswered_left -= hang
-            if hang:  # applied, then no answer in time: the client cannot tell whether it happened
-                sandbox.portal.rejected["unanswered"] += 1
-                sandbox.stopping.wait(options.hang_s)
-                self.close_connection = True
-                return None
-        return self._json(200, {"result": result, **extra, "time": _time_block(started)})
-
-
-@dataclass
-class Running:
-    sandbox: Sandbox
-    server: ThreadingHTTPServer
-
-    @property
-    def webhook_url(self) -> str:
-        return self.sandbox.webhook_url
-
-    @property
-    def base_url(self) -> str:
-        return self.sandbox.base_url
-
-
-@contextlib.contextmanager
-def serve(portal: Portal, options: SandboxOptions | None = None, *, host: str = "127.0.0.1",
-          port: int = 0) -> Iterator[Running]:
-    """Run the sandbox on loopback in a background thread for the duration of the block."""
-    sandbox = Sandbox(portal, options or SandboxOptions())
-    handler = type("Handler", (_Handler,), {"sandbox": sandbox})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    sandbox.base_url = f"http://{host}:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="bitrix24-sandbox", daemon=True)
-    thread.start()
-    try:
-        yield Running(sandbox=sandbox, server=server)
-    finally:
-        sandbox.stopping.set()
-        server.shutdown()
-        server.server_close()
