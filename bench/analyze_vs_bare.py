@@ -48,8 +48,8 @@ def run_side(side: str, files: list[str]) -> dict:
     else:
         from pipeline.analyze import CallAnalyzer
         from pipeline.derive import DeriveSetup
-        from pipeline.fileio import write_text_atomic
         from pipeline.settings import load_settings
+        from pipeline.support.fileio import write_text_atomic
 
         analyzer = CallAnalyzer(load_settings(device="cpu"), asr_model=asr, setup=DeriveSetup.load())
         out = Path("/tmp/callqa-bench")

@@ -24,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import text  # noqa: E402
 from pipeline.analyze import CallAnalyzer  # noqa: E402
 from pipeline.derive import DeriveSetup, derive  # noqa: E402
+from pipeline.lexicon import text  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from pipeline.transcript import Transcript, read_transcript  # noqa: E402
 from tests.conftest import SAMPLE_CALLS  # noqa: E402

@@ -38,7 +38,6 @@ from pipeline.audio import (
 )
 from pipeline.derive import DeriveSetup, derive
 from pipeline.errors import DiarizationError
-from pipeline.progress import ProgressHook, no_progress
 from pipeline.roles import channel_index
 from pipeline.schema import AsrModelInfo, AudioGapInfo, CallResult, ModelInfo, SourceInfo, SpeakerModelInfo
 from pipeline.settings import Settings
@@ -55,9 +54,10 @@ from pipeline.speakers import (
 from pipeline.speakers.assign import assign_speakers
 from pipeline.speakers.diarization import DiarizerSession
 from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find_overlap_windows
+from pipeline.speakers.voiceprints import Voiceprint, mean_voice
 from pipeline.speakers.voices import VoiceWindows, embed_speech
+from pipeline.support.progress import ProgressHook, no_progress
 from pipeline.transcript import DetectedLanguage, SpokenWord, Transcript, TranscriptSpeaker, VoiceprintMatch
-from pipeline.voiceprints import Voiceprint, mean_voice
 
 __all__ = ["CallAnalyzer"]
 

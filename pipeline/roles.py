@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.russian import call_time_tenths
 from pipeline.schema import Hit, Role, RoleDetection, RoleEvidence, Turn, Word
 from pipeline.speakers import CHANNEL_SPEAKERS
+from pipeline.support.russian import call_time_tenths
 
 if TYPE_CHECKING:
     from pipeline.lexicon import LexiconSet

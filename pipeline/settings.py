@@ -20,10 +20,10 @@ from pipeline.metrics import MetricsOptions
 from pipeline.quality import QualityOptions
 from pipeline.report.model import ReportOptions
 from pipeline.roles import RoleOptions
-from pipeline.s3 import S3Settings
 from pipeline.speakers import ChannelOptions
 from pipeline.speakers.diarization import SpeakerOptions
-from pipeline.voiceprints import VoiceprintOptions
+from pipeline.speakers.voiceprints import VoiceprintOptions
+from pipeline.support.s3 import S3Settings
 
 __all__ = ["RunOptions", "Settings", "load_settings"]
 

@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 import jiwer
 
+from pipeline.lexicon.text import lemmas, normalise_words
 from pipeline.schema import Word
-from pipeline.text import lemmas, normalise_words
 
 __all__ = ["TruthUtterance", "diarization_error_rate", "lemma_wer", "lemmas", "normalise_words", "normalised_wer",
            "role_errors"]

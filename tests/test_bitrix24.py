@@ -17,8 +17,8 @@ from pipeline.bitrix24.errors import AccessDenied, AuthError, NotFound
 from pipeline.bitrix24.settings import Bitrix24Settings
 from pipeline.bitrix24.source import Bitrix24Source, looks_like_audio
 from pipeline.errors import CallError, ConfigError
-from pipeline.pii import redact
 from pipeline.publish.comment import has_marker, render_comment
+from pipeline.publish.pii import redact
 from pipeline.sandbox import CallSpec, Portal, SandboxOptions, serve
 from pipeline.sources.base import TimeWindow
 from tests.conftest import SAMPLE_CALLS
@@ -285,7 +285,7 @@ def test_reference_json_examples_parse(tmp_path: Path) -> None:
 
 
 def test_stored_transcripts_can_be_redacted_word_by_word() -> None:
-    from pipeline.pii import redact_words
+    from pipeline.publish.pii import redact_words
     from pipeline.schema import Word
 
     said = ["Запишите", "мой", "номер:", "+7", "915", "123-45-67,", "и", "почту", "ivan@mail.ru.", "Стоимость",

@@ -41,7 +41,7 @@ def store(request, tmp_path: Path):
         return FolderStore(tmp_path / "store")
     import boto3
 
-    from pipeline.s3 import S3Settings
+    from pipeline.support.s3 import S3Settings
 
     endpoint = request.getfixturevalue("s3_endpoint")
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",

@@ -15,8 +15,7 @@ from pipeline.analyze import CallAnalyzer
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
 from pipeline.errors import CallError, ConfigError
 from pipeline.roles import channel_index
-from pipeline.stores import FolderStore
-from pipeline.voiceprints import (
+from pipeline.speakers.voiceprints import (
     VoiceprintOptions,
     VoiceprintStore,
     VoiceSample,
@@ -24,6 +23,7 @@ from pipeline.voiceprints import (
     mean_voice,
     sample_from_recording,
 )
+from pipeline.stores import FolderStore
 from tests.audio_write import write_audio
 from tests.cli_helpers import run_callqa
 from tests.conftest import REAL_SPEECH, SAMPLE_CALLS, common_voice_clips, join_clips

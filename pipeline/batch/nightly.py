@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 from pipeline.batch.job import AsrIdentity, BatchJob, RunSummary
 from pipeline.errors import ConfigError
-from pipeline.progress import ProgressHook, no_progress
 from pipeline.publish import PublishReport
 from pipeline.settings import Settings
 from pipeline.sources.base import TimeWindow
 from pipeline.stores import ArtifactStore
+from pipeline.support.progress import ProgressHook, no_progress
 
 __all__ = ["RunPlan", "RunReport", "perform_run"]
 

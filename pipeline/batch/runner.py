@@ -19,8 +19,8 @@ from pipeline.batch.job import BatchJob, CallOutcome, Prepared, RunSummary
 from pipeline.batch.worker import CallqaWorkerPlugin, finish_call, prepare_call, transcribe_call
 from pipeline.derive import DeriveSetup
 from pipeline.errors import CallqaError
-from pipeline.progress import ProgressHook, no_progress
 from pipeline.sources.base import CallRecord
+from pipeline.support.progress import ProgressHook, no_progress
 
 __all__ = ["run_batch"]
 

@@ -77,7 +77,7 @@ class CallqaWorkerPlugin(WorkerPlugin):
 
     @functools.cached_property
     def voiceprints(self):
-        from pipeline.voiceprints import VoiceprintStore
+        from pipeline.speakers.voiceprints import VoiceprintStore
 
         return VoiceprintStore(self.store, self.job.settings.voiceprints)
 
@@ -223,7 +223,7 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
 
 def _enroll_manager_voice(record, transcript: Transcript, result: CallResult, plugin: CallqaWorkerPlugin) -> None:
     """A good stereo call of a known manager adds a sample to the manager's voiceprint (once per call)."""
-    from pipeline.voiceprints import VoiceSample
+    from pipeline.speakers.voiceprints import VoiceSample
 
     options = plugin.job.settings.voiceprints
     if (transcript.manager_voice is None or not record.manager or result.layout != "stereo"
@@ -240,7 +240,7 @@ def _enroll_manager_voice(record, transcript: Transcript, result: CallResult, pl
 
 def _redacted(transcript: Transcript) -> Transcript:
     """The transcript with personal data hidden in its words, before anything is stored or derived."""
-    from pipeline.pii import redact_words
+    from pipeline.publish.pii import redact_words
 
     return transcript.model_copy(update={"words": redact_words(transcript.words)})
 

@@ -43,8 +43,8 @@ from pipeline.bitrix24.errors import (
     error_for,
 )
 from pipeline.errors import ConfigError
-from pipeline.fileio import write_text_atomic
-from pipeline.logs import add_secret
+from pipeline.support.fileio import write_text_atomic
+from pipeline.support.logs import add_secret
 
 __all__ = ["BatchOutcome", "Bitrix24Client", "OAuthAuth", "WebhookAuth", "check_portal_url"]
 

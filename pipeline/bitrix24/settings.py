@@ -68,7 +68,7 @@ def make_client(settings: Bitrix24Settings, *, rate_share: float = 1.0):
     webhook = settings.webhook or (SecretStr(os.environ["CALLQA_BITRIX24_WEBHOOK"])
                                    if os.environ.get("CALLQA_BITRIX24_WEBHOOK") else None)
     if webhook is not None:
-        from pipeline.logs import add_secret
+        from pipeline.support.logs import add_secret
 
         add_secret(webhook.get_secret_value())
     auth: WebhookAuth | OAuthAuth

@@ -26,12 +26,12 @@ def publish(
 ) -> None:
     """Post or update the score comments of stored Bitrix24 calls (after `callqa rescore`, say): once per call."""
     from pipeline.cli.run import print_publish_report, show_comment
-    from pipeline.logs import configure_logging, register_secrets
     from pipeline.publish import publish_stored
     from pipeline.report.compute import call_time
     from pipeline.schema import CallResult
     from pipeline.settings import load_settings
     from pipeline.stores import open_store
+    from pipeline.support.logs import configure_logging, register_secrets
 
     configure_logging(0)
     settings = load_settings(config)

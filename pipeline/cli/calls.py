@@ -51,11 +51,11 @@ def analyze(
     """Analyse one recording and write one result (the contract in docs/result-json.md)."""
     from pipeline.analyze import CallAnalyzer
     from pipeline.audio import probe
+    from pipeline.cli.summary import render_summary
     from pipeline.derive import DeriveSetup
-    from pipeline.fileio import write_text_atomic
-    from pipeline.logs import configure_logging
     from pipeline.settings import load_settings
-    from pipeline.summary import render_summary
+    from pipeline.support.fileio import write_text_atomic
+    from pipeline.support.logs import configure_logging
 
     configure_logging(verbose)
     settings = load_settings(config, model=model, device=device.value if device else None,
@@ -66,8 +66,8 @@ def analyze(
     info = probe(audio)  # refuse a missing or broken file before spending seconds on loading the model
     voiceprint = None
     if manager:
+        from pipeline.speakers.voiceprints import VoiceprintStore
         from pipeline.stores import open_store
-        from pipeline.voiceprints import VoiceprintStore
 
         store = VoiceprintStore(open_store(voiceprints or settings.run.store, settings.s3), settings.voiceprints)
         voiceprint = store.get(manager)
@@ -114,15 +114,15 @@ def demo(
     from rich.text import Text
 
     from pipeline.cli.run import run_and_report
+    from pipeline.cli.summary import render_summary
     from pipeline.errors import ConfigError
-    from pipeline.fileio import write_text_atomic
-    from pipeline.logs import configure_logging
     from pipeline.report import build_report, load_results, write_report
     from pipeline.sandbox import MSK, Portal, serve
     from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
     from pipeline.settings import load_settings
     from pipeline.sources.base import TimeWindow
-    from pipeline.summary import render_summary
+    from pipeline.support.fileio import write_text_atomic
+    from pipeline.support.logs import configure_logging
 
     configure_logging(verbose)
     if not (samples / "manifest.csv").is_file():
@@ -178,9 +178,9 @@ def _demo_mono_call(samples: Path, store, settings) -> None:
     from rich.rule import Rule
 
     from pipeline.analyze import CallAnalyzer
+    from pipeline.cli.summary import render_summary
     from pipeline.derive import DeriveSetup
-    from pipeline.summary import render_summary
-    from pipeline.voiceprints import VoiceprintStore
+    from pipeline.speakers.voiceprints import VoiceprintStore
 
     with (samples / "manifest.csv").open(encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle)

@@ -22,7 +22,7 @@ from pipeline.cli.common import (
 )
 from pipeline.errors import CallqaError, DefinitionError
 from pipeline.lexicon import DEFAULT_LEXICONS
-from pipeline.russian import ROLE_RU, call_time_tenths
+from pipeline.support.russian import ROLE_RU, call_time_tenths
 
 FolderArgument = Annotated[Path, typer.Argument(help="Lexicon folder.", file_okay=False)]
 
@@ -85,7 +85,7 @@ def try_(
 ) -> None:
     """Show what the lexicons find in a phrase, or in a stored call (roles and time windows applied)."""
     from pipeline.lexicon import load_lexicons
-    from pipeline.rescore import read_result
+    from pipeline.scoring.diff import read_result
 
     lexicons = load_lexicons(folder)
     path = Path(text_or_result)
@@ -110,8 +110,8 @@ def schema(
     = DEFAULT_LEXICONS / "schema",
 ) -> None:
     """Write the JSON Schemas of lexicon and scorecard files (for editors' completion and checks)."""
-    from pipeline.fileio import write_text_atomic
     from pipeline.lexicon.schema import schemas
+    from pipeline.support.fileio import write_text_atomic
 
     for name, document in schemas().items():
         write_text_atomic(out / name, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
@@ -132,9 +132,9 @@ def rescore(
     """Re-score stored results with (new) lexicons and a scorecard, without audio or ASR (a diarized mono call's
     roles are found again from the lexicons' role cues)."""
     from pipeline.derive import DeriveSetup, derive
-    from pipeline.fileio import write_text_atomic
-    from pipeline.rescore import diff_results, expand_result_paths, read_result
+    from pipeline.scoring.diff import diff_results, expand_result_paths, read_result
     from pipeline.settings import load_settings
+    from pipeline.support.fileio import write_text_atomic
     from pipeline.transcript import Transcript
 
     settings = load_settings(config)

@@ -37,11 +37,11 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Per-manager table (1-5 ratings), charts, phone funnel and calls to review, as HTML and CSV."""
-    from pipeline.logs import configure_logging, register_secrets
     from pipeline.report import build_report, load_results, parse_deals, write_report
     from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
     from pipeline.settings import load_settings
     from pipeline.stores import open_store
+    from pipeline.support.logs import configure_logging, register_secrets
 
     configure_logging(0)
     settings = load_settings(config, scorecard=scorecard)

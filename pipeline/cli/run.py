@@ -49,8 +49,8 @@ def run(
     verbose: VerboseOption = 0,
 ) -> None:
     """Analyse every call of a day (or a whole folder) on Dask and store the artifacts; resumable."""
-    from pipeline.logs import configure_logging, register_secrets
     from pipeline.settings import load_settings
+    from pipeline.support.logs import configure_logging, register_secrets
 
     configure_logging(verbose)
     settings = load_settings(config, model=model, device=device.value if device else None, lexicons=lexicons,

@@ -18,8 +18,8 @@ StoreOption = Annotated[str | None, typer.Option("--store", help="The artifact s
 
 def _voiceprints(store: str | None, config: Path | None):
     from pipeline.settings import load_settings
+    from pipeline.speakers.voiceprints import VoiceprintStore
     from pipeline.stores import open_store
-    from pipeline.voiceprints import VoiceprintStore
 
     settings = load_settings(config)
     return settings, VoiceprintStore(open_store(store or settings.run.store, settings.s3), settings.voiceprints)
@@ -39,7 +39,7 @@ def enroll(
 ) -> None:
     """Add voice samples of a manager from recordings (each needs voiceprints.min_speech_s of speech)."""
     from pipeline.roles import channel_index
-    from pipeline.voiceprints import sample_from_recording
+    from pipeline.speakers.voiceprints import sample_from_recording
 
     settings, voiceprints = _voiceprints(store, config)
     for path in audio:

@@ -15,7 +15,7 @@ from typing import Literal
 from pipeline.errors import DefinitionError
 from pipeline.lexicon.matcher import Matcher
 from pipeline.lexicon.model import LexiconFile
-from pipeline.yamlfile import Problem, YamlDocument, load_yaml, validate
+from pipeline.support.yamlfile import Problem, YamlDocument, load_yaml, validate
 
 __all__ = ["ExampleOutcome", "LexiconSet", "content_version", "load_lexicons", "run_examples"]
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.lexicon.model import LexiconFile, PhraseSpec, Scope, Term, Window, phrase_words
+from pipeline.lexicon.text import Token, tokenize
 from pipeline.schema import Hit, Role, Turn, Word, roles_known
-from pipeline.text import Token, tokenize
 
 __all__ = ["Matcher", "Pattern", "Segment", "segments_of"]
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.text import tokenize
+from pipeline.lexicon.text import tokenize
 
 __all__ = ["ID_PATTERN", "LexiconFile", "PhraseSpec", "Scope", "Term", "Window", "phrase_words"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from pipeline.pii import redact
-from pipeline.russian import ROLE_RU, call_time, times
+from pipeline.publish.pii import redact
 from pipeline.schema import CallResult
+from pipeline.support.russian import ROLE_RU, call_time, times
 
 __all__ = ["MARKER", "comment_marker", "has_marker", "render_comment"]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.fileio import write_text_atomic
 from pipeline.report.charts import bar_chart, line_chart
 from pipeline.report.compute import Report
 from pipeline.report.model import ManagerStats
+from pipeline.support.fileio import write_text_atomic
 
 __all__ = ["NOTES", "write_report"]
 

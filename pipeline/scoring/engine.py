@@ -13,7 +13,6 @@ from pathlib import Path
 
 from pipeline.errors import DefinitionError
 from pipeline.lexicon.loader import LexiconSet, content_version
-from pipeline.russian import ROLE_RU, call_time
 from pipeline.schema import CriterionResult, Evidence, GroupScore, Hit, Metrics, Score, Turn
 from pipeline.scoring.model import (
     Criterion,
@@ -23,7 +22,8 @@ from pipeline.scoring.model import (
     ScorecardFile,
     Selector,
 )
-from pipeline.yamlfile import Problem, YamlDocument, load_yaml, validate
+from pipeline.support.russian import ROLE_RU, call_time
+from pipeline.support.yamlfile import Problem, YamlDocument, load_yaml, validate
 
 __all__ = ["CallFacts", "Scorecard", "load_scorecard"]
 

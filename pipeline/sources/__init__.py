@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.s3 import S3Settings
 from pipeline.sources.base import CallRecord, CallSource, TimeWindow
 from pipeline.sources.local import FolderSource
 from pipeline.sources.s3 import S3Source
+from pipeline.support.s3 import S3Settings
 
 __all__ = ["CallRecord", "CallSource", "FolderSource", "S3Source", "TimeWindow", "open_source"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import CallError, ConfigError
-from pipeline.s3 import S3Location, S3Settings, make_client
 from pipeline.sources.base import AUDIO_SUFFIXES, CallRecord, TimeWindow, call_id_from_path, check_unique_ids
 from pipeline.sources.manifest import MANIFEST_NAME, parse_manifest
+from pipeline.support.s3 import S3Location, S3Settings, make_client
 
 __all__ = ["S3Source"]
 

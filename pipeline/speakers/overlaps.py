@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.asr import AsrWord
+from pipeline.lexicon.text import normalise_words
 from pipeline.speakers.base import SpeakerWord
 from pipeline.speakers.channels import (
     CHANNEL_SPEAKERS,
@@ -25,7 +26,6 @@ from pipeline.speakers.channels import (
     span_frames,
     speaking_frames,
 )
-from pipeline.text import normalise_words
 
 __all__ = ["OverlapPatch", "apply_overlap_patches", "find_overlap_windows"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.s3 import S3Settings
 from pipeline.stores.base import (
     ArtifactStore,
     StoreError,
@@ -15,6 +14,7 @@ from pipeline.stores.base import (
 )
 from pipeline.stores.local import FolderStore
 from pipeline.stores.s3 import S3Store
+from pipeline.support.s3 import S3Settings
 
 __all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "Versioned", "audio_key", "claim_key",
            "open_store", "result_key", "run_key", "transcript_key"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.s3 import S3Location, S3Settings, make_client
 from pipeline.stores.base import StoreError, Versioned
+from pipeline.support.s3 import S3Location, S3Settings, make_client
 
 __all__ = ["S3Store"]
 

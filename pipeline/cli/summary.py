@@ -6,8 +6,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.russian import call_time_tenths
 from pipeline.schema import CallResult
+from pipeline.support.russian import call_time_tenths
 
 __all__ = ["render_summary"]
 
