@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.derive import derive
 from pipeline.schema import CallResult
+from pipeline.transcript import Transcript
 from tests.conftest import CALLS, SAMPLE_CALLS
 from tests.services import dask_cluster, s3_server
 
@@ -79,7 +81,8 @@ def _words(result: CallResult) -> list[tuple[float, float, str, str | None]]:
     return [(word.start, word.end, word.text, word.role) for word in result.words]
 
 
-def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Path, stereo_results) -> None:
+def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Path, stereo_results,
+                                                                   derive_setup) -> None:
     source, store = make_source(tmp_path / "calls"), tmp_path / "store"
     done = run("--source", str(source), "--store", str(store))
     assert done.returncode == 0, done.stderr
@@ -91,10 +94,12 @@ def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Pat
         facts = json.loads((folder / "audio.json").read_text(encoding="utf-8"))
         assert facts["sha256"] == hashlib.sha256(call.stereo.read_bytes()).hexdigest()
         assert facts["run_id"] == summary["run_id"]
-        transcript = CallResult.from_json((folder / "transcript.json").read_text(encoding="utf-8"))
+        transcript = Transcript.model_validate_json((folder / "transcript.json").read_bytes())
         result = CallResult.from_json((folder / "result.json").read_text(encoding="utf-8"))
-        assert transcript.score is None and result.score is not None and result.hits
-        assert result.words == transcript.words and result.source.uri == str(source / call.stereo.name)
+        assert result.score is not None and result.hits
+        # The stored result is the transcript derived, nothing patched on top.
+        assert derive(transcript, derive_setup) == result and result.source.uri == str(source / call.stereo.name)
+        assert [(w.start, w.end, w.text) for w in result.words] == [(w.start, w.end, w.text) for w in transcript.words]
         assert result.direction == call.direction
         # One call, one result: the words (and their times) through `callqa analyze`'s code path in this process,
         # with BLAS and CTranslate2 on every core, are the words of a Dask worker process held to one thread.
