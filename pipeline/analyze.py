@@ -38,7 +38,7 @@ from pipeline.audio import (
 )
 from pipeline.derive import DeriveSetup, derive
 from pipeline.errors import DiarizationError
-from pipeline.roles import channel_index
+from pipeline.roles import VoiceprintMatch, channel_index
 from pipeline.schema import AsrModelInfo, AudioGapInfo, CallResult, ModelInfo, SourceInfo, SpeakerModelInfo
 from pipeline.settings import Settings
 from pipeline.speakers import (
@@ -57,7 +57,7 @@ from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find
 from pipeline.speakers.voiceprints import Voiceprint, mean_voice
 from pipeline.speakers.voices import VoiceWindows, embed_speech
 from pipeline.support.progress import ProgressHook, no_progress
-from pipeline.transcript import DetectedLanguage, SpokenWord, Transcript, TranscriptSpeaker, VoiceprintMatch
+from pipeline.transcript import DetectedLanguage, SpokenWord, Transcript, TranscriptSpeaker
 
 __all__ = ["CallAnalyzer"]
 

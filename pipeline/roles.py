@@ -27,13 +27,22 @@ from pipeline.support.russian import call_time_tenths
 
 if TYPE_CHECKING:
     from pipeline.lexicon import LexiconSet
-    from pipeline.transcript import VoiceprintMatch
 
-__all__ = ["RoleCue", "RoleOptions", "channel_index", "detect_roles", "roles_from_channel_map", "roles_of_mono_call",
-           "unknown_roles_warning"]
+__all__ = ["RoleCue", "RoleOptions", "VoiceprintMatch", "channel_index", "detect_roles", "roles_from_channel_map",
+           "roles_of_mono_call", "unknown_roles_warning"]
 
 ChannelName = Literal["left", "right"]
 RoleCue = tuple[Literal["manager", "client"], float]  # who says it, and how strongly it tells
+
+
+class VoiceprintMatch(BaseModel):
+    """How close each diarized voice is to the manager's enrolled voiceprint (cosine, resemblyzer space): the
+    voiceprint evidence a transcript keeps for `detect_roles`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = Field(None, description="whose voiceprint it is")
+    similarity: dict[str, float]
 
 
 def channel_index(name: ChannelName) -> int:

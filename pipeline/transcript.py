@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.roles import unknown_roles_warning
+from pipeline.roles import VoiceprintMatch, unknown_roles_warning
 from pipeline.schema import (
     AudioGapInfo,
     CallMetadata,
@@ -29,7 +29,7 @@ from pipeline.schema import (
 )
 
 __all__ = ["TRANSCRIPT_SCHEMA", "DetectedLanguage", "SpokenWord", "Transcript", "TranscriptSpeaker",
-           "VoiceprintMatch", "read_transcript"]
+           "read_transcript"]
 
 TRANSCRIPT_SCHEMA = "callqa.transcript/1"
 
@@ -63,13 +63,6 @@ class DetectedLanguage(_Frozen):
     language: str = Field(description="the language Whisper heard most likely")
     probability: float
     expected_probability: float = Field(description="the probability of the configured language")
-
-
-class VoiceprintMatch(_Frozen):
-    """How close each diarized voice is to the manager's enrolled voiceprint (cosine, resemblyzer space)."""
-
-    name: str | None = Field(None, description="whose voiceprint it is")
-    similarity: dict[str, float]
 
 
 class Transcript(_Frozen):

@@ -11,8 +11,8 @@ import pytest
 
 from pipeline.errors import DefinitionError
 from pipeline.lexicon import DEFAULT_LEXICONS, load_lexicons, run_examples
-from pipeline.lexicon.schema import schemas
 from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
+from pipeline.scoring.json_schemas import schemas
 
 CALLQA = Path(sys.executable).with_name("callqa")
 SHIPPED = load_lexicons(DEFAULT_LEXICONS)

@@ -9,9 +9,8 @@ import pytest
 
 from pipeline.errors import DefinitionError
 from pipeline.lexicon import DEFAULT_LEXICONS, load_lexicons
-from pipeline.roles import RoleOptions, detect_roles
+from pipeline.roles import RoleOptions, VoiceprintMatch, detect_roles
 from pipeline.schema import Hit, Turn
-from pipeline.transcript import VoiceprintMatch
 
 CUES = {("greeting", "name"): ("manager", 1.5), ("needs", "question"): ("manager", 1.0),
         ("objections", "price"): ("client", 1.0)}

@@ -110,7 +110,7 @@ def schema(
     = DEFAULT_LEXICONS / "schema",
 ) -> None:
     """Write the JSON Schemas of lexicon and scorecard files (for editors' completion and checks)."""
-    from pipeline.lexicon.schema import schemas
+    from pipeline.scoring.json_schemas import schemas
     from pipeline.support.fileio import write_text_atomic
 
     for name, document in schemas().items():
