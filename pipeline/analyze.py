@@ -67,7 +67,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _Transcript:
+class _Heard:
     """What the blocks of one call leave behind: words per transcribed stream (the mix, or each channel), overlap
     patches, the diarizer's session (calls that may be mono) and the manager leg's voice windows (stereo)."""
 
@@ -164,33 +164,33 @@ class CallAnalyzer:
         info = path if isinstance(path, AudioInfo) else probe(path)
         manager_side = manager_channel or settings.manager_channel
         track = LevelTrack(2 if info.channels == 2 else 1)
-        transcript = _Transcript()
+        heard = _Heard()
         total_s = info.declared_duration_s
         duration_s = 0.0
         for block in iter_blocks(info, block_s=settings.block_s):
             block_levels = track.add(block)
-            transcript.gaps += [gap for gap in block.gaps if gap not in transcript.gaps]  # one may span a cut
+            heard.gaps += [gap for gap in block.gaps if gap not in heard.gaps]  # one may span a cut
             # What the call looks like so far: mono files, dual mono and a dead leg are diarized.
             looks_mono = decide_layout(info, track).layout == "mono"
-            self._transcribe_block(block, info, transcript, mono=looks_mono)
-            self._follow_voices(block, transcript, looks_mono=looks_mono, manager_channel=channel_index(manager_side),
+            self._transcribe_block(block, info, heard, mono=looks_mono)
+            self._follow_voices(block, heard, looks_mono=looks_mono, manager_channel=channel_index(manager_side),
                                 collect_manager_voice=collect_manager_voice)
             if self._retranscribe_overlaps(info, track):
-                self._transcribe_overlaps(block, block_levels, transcript)
+                self._transcribe_overlaps(block, block_levels, heard)
             duration_s = block.start_s + block.duration_s
             hook("asr", completed=duration_s, total=max(total_s or 0.0, duration_s))
         layout = decide_layout(info, track)
         if layout.layout == "stereo":
-            speakers = self._stereo_speakers(transcript, track, channel_index(manager_side))
+            speakers = self._stereo_speakers(heard, track, channel_index(manager_side))
         else:
-            speakers = self._mono_speakers(transcript, layout, voiceprint=voiceprint)
-        manager_voice = transcript.manager_voice if layout.layout == "stereo" else None
+            speakers = self._mono_speakers(heard, layout, voiceprint=voiceprint)
+        manager_voice = heard.manager_voice if layout.layout == "stereo" else None
         if manager_voice is not None and not len(manager_voice):
             manager_voice = None  # the leg said nothing the voice encoder could use
         words = [SpokenWord(start=sw.word.start, end=sw.word.end, text=sw.word.text, speaker=sw.speaker,
                             prob=sw.word.prob, overlap=sw.overlap)
                  for sw in sorted(speakers.words, key=lambda sw: (sw.word.start, sw.word.end))]
-        language = transcript.language
+        language = heard.language
         hook("done", completed=duration_s, total=duration_s)
         return Transcript(
             call_id=call_id or f"file-{info.sha256[:16]}",
@@ -210,7 +210,7 @@ class CallAnalyzer:
             separation=speakers.separation,
             model=self._model_info(speakers.backend),
             audio_gaps=[AudioGapInfo(start=gap.start_s, end=gap.end_s, size_bytes=gap.size_bytes)
-                        for gap in transcript.gaps],
+                        for gap in heard.gaps],
             speakers=speakers.listed,
             words=words,
             activity=(channel_activity(track.frame_db, self.settings.channels) if layout.layout == "stereo"
@@ -222,15 +222,15 @@ class CallAnalyzer:
                               else round(len(manager_voice) / settings.speakers.voices.windows_per_s, 1)),
             voiceprint=speakers.voiceprint,
             audio_warnings=[f"damaged audio {gap.start_s:.1f}-{gap.end_s:.1f} s ({gap.size_bytes} bytes could "
-                            "not be decoded): analysed as silence" for gap in transcript.gaps],
+                            "not be decoded): analysed as silence" for gap in heard.gaps],
             speaker_warnings=speakers.warnings,
-            asr_warnings=([f"dropped {transcript.dropped_hallucinations} phrase(s) Whisper invented over "
-                           "non-speech audio"] if transcript.dropped_hallucinations else []),
+            asr_warnings=([f"dropped {heard.dropped_hallucinations} phrase(s) Whisper invented over "
+                           "non-speech audio"] if heard.dropped_hallucinations else []),
             analyzed_at=self.clock().isoformat(timespec="seconds"),
             callqa_version=__version__,
         )
 
-    def _transcribe_block(self, block: AudioBlock, info: AudioInfo, transcript: _Transcript, *, mono: bool) -> None:
+    def _transcribe_block(self, block: AudioBlock, info: AudioInfo, heard: _Heard, *, mono: bool) -> None:
         options = self.asr_options
         streams: list[tuple[int | None, np.ndarray]]
         if info.channels == 2 and self.settings.stereo_strategy == "per_channel":
@@ -240,12 +240,12 @@ class CallAnalyzer:
         for channel, samples in streams:
             result = transcribe(self.asr_model, samples, offset_s=block.start_s, options=options, channel=channel,
                                 mono=mono)
-            transcript.by_stream.setdefault(channel, []).extend(result.words)
-            transcript.dropped_hallucinations += len(result.dropped)
-            if transcript.language is None and result.words and result.language_probabilities:
-                heard = result.language_probabilities
-                top = max(heard, key=lambda language: heard[language])
-                transcript.language = (top, heard[top], heard.get(options.language, 0.0))
+            heard.by_stream.setdefault(channel, []).extend(result.words)
+            heard.dropped_hallucinations += len(result.dropped)
+            if heard.language is None and result.words and result.language_probabilities:
+                probabilities = result.language_probabilities
+                top = max(probabilities, key=lambda language: probabilities[language])
+                heard.language = (top, probabilities[top], probabilities.get(options.language, 0.0))
 
     def _retranscribe_overlaps(self, info: AudioInfo, track: LevelTrack) -> bool:
         correlation = track.dual_mono_correlation
@@ -253,7 +253,7 @@ class CallAnalyzer:
                 and self.settings.channels.retranscribe_overlaps
                 and (correlation is None or correlation < DUAL_MONO_THRESHOLD))
 
-    def _transcribe_overlaps(self, block: AudioBlock, block_levels: np.ndarray, transcript: _Transcript) -> None:
+    def _transcribe_overlaps(self, block: AudioBlock, block_levels: np.ndarray, heard: _Heard) -> None:
         options = self.settings.channels
         windows = find_overlap_windows(block_levels, offset_s=block.start_s, min_overlap_s=options.overlap_min_s,
                                        pad_s=options.overlap_window_pad_s, options=options)
@@ -264,30 +264,30 @@ class CallAnalyzer:
             for channel in (0, 1):
                 words += transcribe(self.asr_model, block.samples[channel, first:last], offset_s=start,
                                     options=self.asr_options, channel=channel).words
-            transcript.overlap_patches.append(OverlapPatch(start=start, end=end, words=words))
+            heard.overlap_patches.append(OverlapPatch(start=start, end=end, words=words))
             logger.info("re-transcribed overlap %.1f-%.1f s per channel", start, end)
 
-    def _follow_voices(self, block: AudioBlock, transcript: _Transcript, *, looks_mono: bool, manager_channel: int,
+    def _follow_voices(self, block: AudioBlock, heard: _Heard, *, looks_mono: bool, manager_channel: int,
                        collect_manager_voice: bool) -> None:
         """Feed the diarizer while the call looks mono, and embed the manager's leg while it looks stereo when a
         voiceprint sample is wanted."""
         if looks_mono and self.diarizer is not None:
-            if transcript.diarization is None:
-                transcript.diarization = self.diarizer.session()
-            transcript.diarization.add(block.mix(), offset_s=block.start_s)
+            if heard.diarization is None:
+                heard.diarization = self.diarizer.session()
+            heard.diarization.add(block.mix(), offset_s=block.start_s)
         elif not looks_mono and collect_manager_voice:
-            if transcript.manager_voice is None:
-                transcript.manager_voice = VoiceWindows()
-            transcript.manager_voice.add(*embed_speech(block.samples[manager_channel], offset_s=block.start_s,
+            if heard.manager_voice is None:
+                heard.manager_voice = VoiceWindows()
+            heard.manager_voice.add(*embed_speech(block.samples[manager_channel], offset_s=block.start_s,
                                                        options=self.settings.speakers.voices))
 
-    def _stereo_speakers(self, transcript: _Transcript, track: LevelTrack, manager_channel: int) -> _Speakers:
+    def _stereo_speakers(self, heard: _Heard, track: LevelTrack, manager_channel: int) -> _Speakers:
         """Each channel is one party; words of the mix go to the channel that carried them."""
-        streams = transcript.by_stream
+        streams = heard.by_stream
         options = self.settings.channels
         if None in streams:
             by_level = attribute_by_channel(streams[None], track.frame_db, options)
-            words = apply_overlap_patches(by_level, transcript.overlap_patches, track.frame_db, options)
+            words = apply_overlap_patches(by_level, heard.overlap_patches, track.frame_db, options)
         else:
             words = mark_overlaps([SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[channel], channel=channel)
                                    for channel in (0, 1) for word in streams.get(channel, [])],
@@ -297,11 +297,11 @@ class CallAnalyzer:
                                  for index, speaker in enumerate(CHANNEL_SPEAKERS)],
                          backend=("channels", f"{self.settings.stereo_strategy}/1"), warnings=[])
 
-    def _mono_speakers(self, transcript: _Transcript, layout: ChannelLayout, *,
+    def _mono_speakers(self, heard: _Heard, layout: ChannelLayout, *,
                        voiceprint: Voiceprint | None) -> _Speakers:
         """Diarize and give each word the speaker covering most of it; compare the voices with the manager's
         voiceprint (the roles are found later, by `derive`)."""
-        streams = transcript.by_stream
+        streams = heard.by_stream
         if None in streams:
             asr_words = streams[None]
         else:
@@ -311,10 +311,10 @@ class CallAnalyzer:
         undivided = _Speakers(words=single_speaker(asr_words), separation="none",
                               listed=[TranscriptSpeaker(id=MIXED_SPEAKER)], backend=("none", "1"),
                               warnings=["mono recording: speakers were not separated, roles are unknown"])
-        if transcript.diarization is None or not asr_words:
+        if heard.diarization is None or not asr_words:
             return undivided
         try:
-            diarization = transcript.diarization.finish()
+            diarization = heard.diarization.finish()
         except DiarizationError as error:
             logger.warning("diarization failed: %s", error)
             return replace(undivided, warnings=[f"mono recording: diarization failed ({error}); speakers were "

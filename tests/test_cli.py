@@ -107,6 +107,13 @@ def test_configuration_errors_exit_3(args: list[str], env: dict, message: str) -
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
+def test_run_without_a_source_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    done = run("run", "--store", str(tmp_path / "store"))
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "give --source" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "store").exists()
+
+
 def test_config_file_and_environment_take_their_places(tmp_path: Path) -> None:
     from pipeline.settings import load_settings
 

@@ -69,12 +69,12 @@ def perform_run(settings: Settings, *, window: TimeWindow | None = None, label: 
 
     hook = hook or no_progress
     options = settings.run
-    setup = DeriveSetup.load(settings.lexicons, settings.scorecard, settings=settings)
-    resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
     if not options.source:
         raise ConfigError("no calls to run: give --source FOLDER, s3://bucket/prefix or bitrix24 (or run.source "
                           "in the config file)")
     source_spec = options.source
+    setup = DeriveSetup.load(settings.lexicons, settings.scorecard, settings=settings)
+    resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
     call_source = open_source(source_spec, settings.s3, settings.bitrix24)
     artifact_store = open_store(options.store, settings.s3)
     run_id = f"{clock().astimezone().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
