@@ -7,7 +7,7 @@ speaker is the manager" and recorded in the result:
 - lexicon cues: terms the lexicons mark with `role_cue` (introducing oneself and the company, "чем могу помочь",
   needs questions, naming the price for the manager; objections for the client), each counted once per speaker;
 - the call's direction: an incoming call is answered by the manager, an outgoing one by the client ("Алло");
-- the manager's voiceprint (voiceprints.py): how much closer one speaker's voice is to it than the other's.
+- the manager's voiceprint (speakers/voiceprints.py): how much closer one speaker's voice is to it than the other's.
 
 The two speakers who talk most get the roles; the confidence is the probability of the winning assignment under
 those points (a logistic of their margin). Below `min_confidence` the roles stay "unknown", never a guess.
