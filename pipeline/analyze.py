@@ -155,7 +155,8 @@ class CallAnalyzer:
             call_id: the call's id in its source; default: derived from the file's sha256.
             direction: in (the client called) or out (the manager called), when known.
             manager_channel: overrides the configured stereo channel of the manager.
-            voiceprint: the call's manager's voiceprint (speakers/voiceprints.py), evidence for the roles in a mono call.
+            voiceprint: the call's manager's voiceprint (speakers/voiceprints.py), evidence for the roles
+                in a mono call.
             collect_manager_voice: in a stereo call, also embed the manager's leg (a voiceprint sample).
             hook: progress: `hook("asr", completed=seconds done, total=seconds of the call)`, then "done".
         """
