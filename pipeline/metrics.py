@@ -7,6 +7,7 @@ on a stored transcript without the audio.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
@@ -39,13 +40,19 @@ class MetricsOptions(BaseModel):
 
 
 def _merge(intervals: Iterable[Interval], fill_gap_s: float = 0.0) -> list[Interval]:
-    merged: list[list[float]] = []
+    merged: list[Interval] = []
+    current_start = current_end = None
     for start, end in sorted(intervals):
-        if merged and start - merged[-1][1] <= fill_gap_s:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(start, end) for start, end in merged]
+        if current_end is not None and start - current_end <= fill_gap_s:
+            if end > current_end:
+                current_end = end
+            continue
+        if current_start is not None and current_end is not None:
+            merged.append((current_start, current_end))
+        current_start, current_end = start, end
+    if current_start is not None and current_end is not None:
+        merged.append((current_start, current_end))
+    return merged
 
 
 def _length(intervals: Iterable[Interval]) -> float:
@@ -92,13 +99,34 @@ def _monologues(words: list[Word], max_pause_s: float) -> list[tuple[str, float]
     return stretches
 
 
+def _reach(spans: Iterable[Interval]) -> tuple[list[float], list[float]]:
+    """The spans' starts in order, and for each the latest end among the spans starting no later: `any(span
+    starts before t and ends after u)` becomes one bisect instead of a scan (re-scoring walks every span)."""
+    starts: list[float] = []
+    reach: list[float] = []
+    latest = float("-inf")
+    for start, end in sorted(spans):
+        starts.append(start)
+        if end > latest:
+            latest = end
+        reach.append(latest)
+    return starts, reach
+
+
+def _latest_end_before(starts: list[float], reach: list[float], time: float) -> float | None:
+    """The latest end of the spans that start strictly before `time` (None: no such span)."""
+    index = bisect_left(starts, time)
+    return reach[index - 1] if index else None
+
+
 def _interruptions(intervals: dict[str, list[Interval]], min_overlap_s: float) -> dict[str, int]:
     """Per speaker, how many times they started talking while another speaker went on for min_overlap_s."""
     counts = dict.fromkeys(intervals, 0)
     for speaker, own in intervals.items():
-        others = [span for other, spans in intervals.items() if other != speaker for span in spans]
+        starts, reach = _reach(span for other, spans in intervals.items() if other != speaker for span in spans)
         for start, _end in own:
-            if any(o_start < start and o_end >= start + min_overlap_s for o_start, o_end in others):
+            latest = _latest_end_before(starts, reach, start)
+            if latest is not None and latest >= start + min_overlap_s:
                 counts[speaker] += 1
     return counts
 
@@ -142,9 +170,13 @@ def _word_backed(activity: dict[str, list[Interval]], words: list[Word]) -> dict
     spans: dict[str, list[Interval]] = {}
     for word in words:
         spans.setdefault(word.speaker, []).append((word.start, word.end))
-    return {speaker: [(start, end) for start, end in intervals
-                      if any(w_start < end and start < w_end for w_start, w_end in spans.get(speaker, []))]
-            for speaker, intervals in activity.items()}
+    kept: dict[str, list[Interval]] = {}
+    for speaker, intervals in activity.items():
+        starts, reach = _reach(spans.get(speaker, []))
+        # A word overlaps (start, end) when it starts before `end` and ends after `start`.
+        kept[speaker] = [(start, end) for start, end in intervals
+                         if (latest := _latest_end_before(starts, reach, end)) is not None and latest > start]
+    return kept
 
 
 def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOptions | None = None, *,

@@ -62,7 +62,7 @@ class Word(_Frozen):
 def roles_known(words: Sequence[Word]) -> bool:
     """Whether the call has speech and every word's speaker is known as manager or client (what scoring, the
     per-role metrics and role-scoped lexicon terms need)."""
-    return bool(words) and all(word.role != "unknown" for word in words)
+    return bool(words) and "unknown" not in {word.role for word in words}
 
 
 class Turn(_Frozen):

@@ -9,6 +9,7 @@ the speaker's turn: the interrupted sentence stays one turn, and the interruptio
 from __future__ import annotations
 
 import bisect
+from itertools import chain
 
 from pipeline.schema import Turn, Word
 
@@ -20,25 +21,29 @@ def _make_turn(run: list[Word]) -> Turn:
                 text=" ".join(word.text for word in run))
 
 
-def _floor_taken(others: list[Word], other_starts: list[float], gap_start: float, gap_end: float) -> bool:
-    """Did another speaker say a whole word inside this pause?"""
-    first = bisect.bisect_left(other_starts, gap_start)
-    last = bisect.bisect_right(other_starts, gap_end)
-    return any(word.end <= gap_end for word in others[first:last])
-
-
 def build_turns(words: list[Word], *, max_pause_s: float = 2.0) -> list[Turn]:
     """Group time-ordered words into turns, returned in order of their start."""
     by_speaker: dict[str, list[Word]] = {}
     for word in words:
         by_speaker.setdefault(word.speaker, []).append(word)
+    spans = {speaker: [(word.start, word.end) for word in own] for speaker, own in by_speaker.items()}
     turns: list[Turn] = []
     for speaker, own in by_speaker.items():
-        others = sorted((w for w in words if w.speaker != speaker), key=lambda w: w.start)
-        other_starts = [w.start for w in others]
+        # The other speakers' words as (start, end), by start: whether one lies wholly inside a pause is a
+        # bisect and a min over the few that start in it (re-scoring does this for every word of every call).
+        others = sorted(chain.from_iterable(theirs for other, theirs in spans.items() if other != speaker))
+        other_starts = [start for start, _ in others]
+        other_ends = [end for _, end in others]
         run = [own[0]]
         for previous, word in zip(own, own[1:]):
-            if word.start - previous.end > max_pause_s or _floor_taken(others, other_starts, previous.end, word.start):
+            gap_start, gap_end = previous.end, word.start
+            if gap_end - gap_start > max_pause_s:
+                floor_taken = True
+            else:
+                first = bisect.bisect_left(other_starts, gap_start)
+                last = bisect.bisect_right(other_starts, gap_end, first)
+                floor_taken = first < last and min(other_ends[first:last]) <= gap_end
+            if floor_taken:
                 turns.append(_make_turn(run))
                 run = []
             run.append(word)

@@ -47,6 +47,11 @@ class CallFacts:
             index.setdefault(hit.lexicon, []).append(hit)
         return index
 
+    @functools.cached_property
+    def metric_values(self) -> dict:
+        """The metrics as nested dicts, dumped once for all of a scorecard's metric criteria."""
+        return self.metrics.model_dump()
+
 
 def _evidence(hits: Sequence[Hit]) -> list[Evidence]:
     return [Evidence(start=h.start, end=h.end, role=h.role, text=h.text) for h in hits[:MAX_EVIDENCE]]
@@ -147,7 +152,7 @@ class Scorecard:
         return self._required(criterion, facts, lexicons, common)
 
     def _metric(self, criterion: MetricCriterion, facts: CallFacts, common: dict) -> CriterionResult:
-        node: object = facts.metrics.model_dump()
+        node: object = facts.metric_values
         for part in criterion.metric.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is None:
