@@ -38,6 +38,7 @@ from pipeline.audio import (
 )
 from pipeline.derive import DeriveSetup, derive
 from pipeline.errors import DiarizationError
+from pipeline.lexicon.text import warm_up_in_background
 from pipeline.roles import VoiceprintMatch, channel_index
 from pipeline.schema import AsrModelInfo, AudioGapInfo, CallResult, ModelInfo, SourceInfo, SpeakerModelInfo
 from pipeline.settings import Settings
@@ -135,6 +136,10 @@ class CallAnalyzer:
 
     def analyze(self, path: str | Path | AudioInfo, **options) -> CallResult:
         """Analyse one recording: `derive(self.transcribe(path, **options), self.setup)`."""
+        if self.setup.lexicons is not None:
+            # Matching will need spaCy, which a compiled lexicon set did not import: load it while the audio
+            # half runs (its decoding and recognition release the GIL), not after.
+            warm_up_in_background()
         return derive(self.transcribe(path, **options), self.setup)
 
     def transcribe(

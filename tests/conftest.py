@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,12 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 CALLS = TESTS / "data" / "calls"
 REAL_SPEECH = TESTS / "data" / "real-speech"
+
+# Compiled lexicon sets (pipeline/lexicon/compiled.py) go to a folder of this test run, shared with the commands
+# the tests start, never to the user's own cache: every run checks the lexicons once, from their files.
+_COMPILED = tempfile.mkdtemp(prefix="callqa-test-cache-")
+os.environ["CALLQA_CACHE_DIR"] = _COMPILED
+atexit.register(shutil.rmtree, _COMPILED, ignore_errors=True)
 
 
 @dataclass(frozen=True)

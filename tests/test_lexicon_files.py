@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,81 @@ def test_a_scorecard_naming_unknown_lexicons_is_refused_where_it_names_them(tmp_
     with pytest.raises(DefinitionError, match=r"card.yaml:8: criteria\[0\].require: lexicon 'greeting' has no "
                                               r"term 'nonsense'"):
         load_scorecard(path).check_against(SHIPPED)
+
+
+_LOAD_IN_A_FRESH_PROCESS = """
+import json, sys
+from pipeline.errors import DefinitionError
+from pipeline.lexicon import load_lexicons
+try:
+    lexicons = load_lexicons(sys.argv[1])
+except DefinitionError as error:
+    print(json.dumps({"refused": str(error)}))
+    raise SystemExit(0)
+spacy_loaded = "spacy" in sys.modules
+print(json.dumps({"version": lexicons.version, "spacy_imported": spacy_loaded,
+                  "matches": lexicons.matcher.matches_text("ну это дороговато, очень дорого", "objections", "price"),
+                  "hits": lexicons.matcher.text_hits("это дорого")}))
+"""
+
+
+def _load_fresh(folder: Path, cache: Path | str) -> dict:
+    done = subprocess.run([sys.executable, "-c", _LOAD_IN_A_FRESH_PROCESS, str(folder)], capture_output=True,
+                          text=True, env={**os.environ, "CALLQA_CACHE_DIR": str(cache)}, check=True)
+    return json.loads(done.stdout)
+
+
+def test_a_checked_folder_is_read_back_compiled_in_a_fresh_process_without_spacy(tmp_path: Path) -> None:
+    folder, cache = tmp_path / "lexicons", tmp_path / "cache"
+    folder.mkdir()
+    (folder / "objections.yaml").write_text(GOOD, encoding="utf-8")
+    first = _load_fresh(folder, cache)
+    assert first["spacy_imported"] and first["matches"]
+    assert len(list((cache / "lexicons").glob("*.pickle"))) == 1
+    again = _load_fresh(folder, cache)
+    assert not again["spacy_imported"]  # the import a fresh `callqa analyze` no longer waits for
+    assert {**again, "spacy_imported": True} == first  # and it matches exactly as the checked folder did
+
+    # An edit changes the key: the new content is checked, and a broken edit is refused with file and line
+    # although a compiled set of the old content is kept.
+    (folder / "objections.yaml").write_text(GOOD + "    colour: red\n", encoding="utf-8")
+    refused = _load_fresh(folder, cache)
+    assert refused["refused"].startswith(f"{folder}/objections.yaml:7: terms[0].colour"), refused
+    (folder / "objections.yaml").write_text(GOOD.replace('["дорого"]', '["дорого", "дороговато"]'),
+                                            encoding="utf-8")
+    edited = _load_fresh(folder, cache)
+    assert edited["spacy_imported"] and edited["version"] != first["version"]
+    assert edited["hits"] == first["hits"]
+
+    # A damaged file in the cache is rebuilt, not trusted and not fatal.
+    for kept in (cache / "lexicons").glob("*.pickle"):
+        kept.write_bytes(kept.read_bytes()[:100])
+    rebuilt = _load_fresh(folder, cache)
+    assert rebuilt == edited
+
+
+def test_caching_compiled_lexicons_can_be_switched_off(tmp_path: Path) -> None:
+    folder = tmp_path / "lexicons"
+    folder.mkdir()
+    (folder / "objections.yaml").write_text(GOOD, encoding="utf-8")
+    assert _load_fresh(folder, "off")["spacy_imported"]
+    assert _load_fresh(folder, "off")["spacy_imported"]
+    assert not (tmp_path / "off").exists() and not Path("off").exists()
+
+
+def test_spacy_warmed_up_in_the_background_loads_once_and_tokenises_as_in_the_foreground() -> None:
+    script = """
+import json, sys
+from pipeline.lexicon import text
+if sys.argv[1] == "background":
+    text.warm_up_in_background()
+    text.warm_up_in_background()  # once per process
+tokens = [text.tokenize(word) for word in ("Дорого,", "180", "по-моему", "Ёлки")]  # races the warm-up
+print(json.dumps({"tokens": tokens, "loads": [text._load_tokenizer.cache_info().misses,
+                                              text._load_morph.cache_info().misses]}))
+"""
+    outcomes = {way: json.loads(subprocess.run([sys.executable, "-c", script, way], capture_output=True, text=True,
+                                               check=True).stdout)
+                for way in ("foreground", "background")}
+    assert outcomes["background"] == outcomes["foreground"]
+    assert outcomes["background"]["loads"] == [1, 1]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import DefinitionError
+from pipeline.lexicon.compiled import compiled_key, read_compiled, write_compiled
 from pipeline.lexicon.matcher import Matcher
 from pipeline.lexicon.model import LexiconFile
 from pipeline.support.yamlfile import Problem, YamlDocument, load_yaml, validate
@@ -80,6 +81,8 @@ def _lexicon_files(folder: Path) -> list[Path]:
 def load_lexicons(folder: str | Path) -> LexiconSet:
     """Load and check every lexicon file in `folder` (not its subfolders).
 
+    A folder checked before, unchanged, is read back compiled (`compiled.py`): no spaCy import, no YAML.
+
     Raises:
         DefinitionError: with every problem found in every file (file, line, what is wrong).
     """
@@ -89,6 +92,16 @@ def load_lexicons(folder: str | Path) -> LexiconSet:
     paths = _lexicon_files(folder)
     if not paths:
         raise DefinitionError([Problem(folder, 1, "no lexicon files (*.yaml) in the folder")])
+    key = compiled_key(folder, content_version(paths))
+    kept = read_compiled(key)
+    if kept is not None:
+        return kept
+    lexicon_set = _check(folder, paths)
+    write_compiled(key, lexicon_set)
+    return lexicon_set
+
+
+def _check(folder: Path, paths: list[Path]) -> LexiconSet:
     problems: list[Problem] = []
     lexicons: dict[str, LexiconFile] = {}
     documents: dict[str, YamlDocument] = {}

@@ -10,11 +10,13 @@ word form: a night of calls repeats the same few thousand forms, and the analyse
 from __future__ import annotations
 
 import functools
+import threading
 from typing import NamedTuple
 
 from num2words import num2words
 
-__all__ = ["Token", "cache_statistics", "lemma", "lemmas", "normalise_words", "tokenize"]
+__all__ = ["Token", "cache_statistics", "lemma", "lemmas", "normalise_words", "tokenize", "warm_up",
+           "warm_up_in_background"]
 
 
 class Token(NamedTuple):
@@ -24,18 +26,52 @@ class Token(NamedTuple):
     lemma: str
 
 
-@functools.cache
+# spaCy and pymorphy3 load on first use (importing spaCy is about 1.5 s) and may be loaded by `warm_up` in a
+# background thread while the caller does other work: each loader runs once, whoever asks first.
+_tokenizer_lock = threading.Lock()
+_morph_lock = threading.Lock()
+
+
 def _tokenizer():
+    with _tokenizer_lock:
+        return _load_tokenizer()
+
+
+def _morph():
+    with _morph_lock:
+        return _load_morph()
+
+
+@functools.cache
+def _load_tokenizer():
     import spacy
 
     return spacy.blank("ru").tokenizer
 
 
 @functools.cache
-def _morph():
+def _load_morph():
     import pymorphy3
 
     return pymorphy3.MorphAnalyzer(lang="ru")
+
+
+def warm_up() -> None:
+    """Load the tokenizer and the morphological analyser now (as a word to match would)."""
+    tokenize("прогреть")
+
+
+_warming: list[threading.Thread] = []
+
+
+def warm_up_in_background() -> None:
+    """Start `warm_up` in a daemon thread, once per process: the caller's next seconds (decoding, recognition,
+    which release the GIL) hide spaCy's import, and matching later finds everything loaded."""
+    with _tokenizer_lock:
+        if _warming or _load_tokenizer.cache_info().currsize:
+            return
+        _warming.append(threading.Thread(target=warm_up, name="callqa-text-warm-up", daemon=True))
+    _warming[0].start()
 
 
 def _spell_number(token: str) -> list[str]:
