@@ -185,6 +185,7 @@ class CallAnalyzer:
                 self._transcribe_overlaps(block, block_levels, heard)
             duration_s = block.start_s + block.duration_s
             hook("asr", completed=duration_s, total=max(total_s or 0.0, duration_s))
+            del block, block_levels  # not held while the next block is decoded: memory stays at one block
         layout = decide_layout(info, track)
         if layout.layout == "stereo":
             speakers = self._stereo_speakers(heard, track, channel_index(manager_side))

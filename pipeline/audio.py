@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16_000
 FRAME_SAMPLES = 160  # 10 ms level frames
+_POWER_FRAMES = 6000  # frames whose power is computed at once (one minute)
 FRAMES_PER_S = SAMPLE_RATE_HZ // FRAME_SAMPLES
 SILENCE_DB = -100.0  # floor for digital silence, so levels stay finite
 
@@ -287,10 +288,14 @@ def iter_blocks(info: AudioInfo, *, block_s: float = 600.0, cut_search_s: float 
         pending_samples += array.shape[1]
         while pending_samples >= block_samples + search_samples:
             buffer = np.concatenate(pending, axis=1)
+            # The decoded frames now live in `buffer`: let them go before the block is analysed, not after,
+            # or a block's audio is held twice (150 MB for 10 minutes of stereo).
+            pending.clear()
             cut = _quietest_cut(buffer[:, : block_samples + search_samples], block_samples - search_samples)
+            pending, pending_samples = [buffer[:, cut:].copy()], buffer.shape[1] - cut  # a copy: frees `buffer`
             yield block(buffer[:, :cut])
+            del buffer  # the caller is done with the block: do not hold it while the next one is decoded
             start_sample += cut
-            pending, pending_samples = [buffer[:, cut:]], buffer.shape[1] - cut
     if pending_samples:
         yield block(np.concatenate(pending, axis=1))
 
@@ -321,7 +326,12 @@ class LevelTrack:
         if n_frames == 0:
             return np.full((samples.shape[0], 0), SILENCE_DB, np.float32)
         framed = samples[:, : n_frames * FRAME_SAMPLES].reshape(samples.shape[0], n_frames, FRAME_SAMPLES)
-        power = (framed.astype(np.float64) ** 2).mean(axis=2)
+        # In float64, a minute of frames at a time: the whole 10-minute block at once would hold two float64
+        # copies of it (300 MB for stereo) just for this sum.
+        power = np.empty((samples.shape[0], n_frames))
+        for first in range(0, n_frames, _POWER_FRAMES):
+            chunk = framed[:, first : first + _POWER_FRAMES].astype(np.float64)
+            power[:, first : first + _POWER_FRAMES] = (chunk**2).mean(axis=2)
         levels = np.maximum(10 * np.log10(power + 1e-30), SILENCE_DB).astype(np.float32)
         self._levels.append(levels)
         if self.channels == 2 and self.dual_mono_correlation is None and power.max() > 1e-8:
@@ -375,19 +385,25 @@ DUAL_MONO_THRESHOLD = 0.9
 
 
 def decide_layout(info: AudioInfo, track: LevelTrack, *, dual_mono_threshold: float = DUAL_MONO_THRESHOLD,
-                  silent_peak_dbfs: float = -50.0, silent_below_other_db: float = 40.0) -> ChannelLayout:
+                  silent_peak_dbfs: float = -50.0, silent_below_other_db: float = 40.0,
+                  loud_s: float = 2.0) -> ChannelLayout:
     """Stereo only when both channels carry a different, audible party; otherwise analyse the call as mono.
 
-    A channel is silent when its loud frames (99th percentile of the level) stay under `silent_peak_dbfs`, or
-    more than `silent_below_other_db` under the other channel's: a leg the PBX failed to record. Then the other
-    channel may hold both parties, so treating it as one party's leg would invent roles.
+    A channel is silent when its loud frames stay under `silent_peak_dbfs`, or more than `silent_below_other_db`
+    under the other channel's: a leg the PBX failed to record. Then the other channel may hold both parties, so
+    treating it as one party's leg would invent roles. Its loud frames: the level its loudest 1 % of frames
+    reach, or its loudest `loud_s` seconds in a call longer than 100 x that, so that a call followed by hours of
+    an open line (speech in a fraction of a percent of it) still has its legs.
     """
     if info.channels > 2:
         return ChannelLayout("mono", "downmixed")
     if info.channels == 1:
         return ChannelLayout("mono", "mono")
     levels = track.frame_db
-    peaks = np.percentile(levels, 99, axis=1) if levels.shape[1] else np.full(2, SILENCE_DB)
+    frames = levels.shape[1]
+    loud_frames = loud_s * SAMPLE_RATE_HZ / FRAME_SAMPLES
+    percentile = 99.0 if frames <= 100 * loud_frames else 100.0 * (1.0 - loud_frames / frames)
+    peaks = np.percentile(levels, percentile, axis=1) if frames else np.full(2, SILENCE_DB)
     silent = tuple(
         channel for channel in (0, 1)
         if peaks[channel] < silent_peak_dbfs or peaks[channel] < peaks[1 - channel] - silent_below_other_db

@@ -84,6 +84,25 @@ def test_a_silent_leg_makes_the_call_mono(tmp_path: Path) -> None:
     assert (layout.layout, layout.reason, layout.silent_channels) == ("mono", "silent_channel", (1,))
 
 
+def test_a_call_followed_by_hours_of_an_open_line_keeps_both_legs() -> None:
+    """Speech in 0.3 % of the frames (a 45-s call, then four hours of hiss): both legs are still audible; a leg
+    that is hiss all along is still silent."""
+    info = probe(SAMPLE_CALLS[0].stereo)
+    track = LevelTrack(2)
+    for block in iter_blocks(info):
+        track.add(block)
+    call_levels = track.frame_db
+    hiss = np.random.default_rng(2).normal(-62.0, 1.5, (2, 4 * 3600 * 100)).astype(np.float32)
+    long = LevelTrack(2)
+    long.dual_mono_correlation = track.dual_mono_correlation
+    long._levels = [call_levels, hiss]
+    assert (decide_layout(info, long).layout, decide_layout(info, long).reason) == ("stereo", "stereo")
+    one_leg = np.concatenate([call_levels, hiss], axis=1)
+    one_leg[1] = hiss[1, 0]
+    long._levels = [one_leg]
+    assert decide_layout(info, long).silent_channels == (1,)
+
+
 def test_blocks_cover_the_call_exactly_and_cut_in_pauses() -> None:
     call = SAMPLE_CALLS[0]
     _, whole = decode_all(call.stereo)

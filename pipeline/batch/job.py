@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from pipeline.settings import Settings
 from pipeline.sources.base import CallRecord
 from pipeline.transcript import Transcript
 
-__all__ = ["AsrIdentity", "AudioFacts", "BatchJob", "CallOutcome", "Prepared", "RunSummary", "Transcribed"]
+__all__ = ["AsrIdentity", "AudioFacts", "BatchJob", "CallOutcome", "FetchedRecording", "Prepared", "RunSummary",
+           "Transcribed"]
 
 
 class AsrIdentity(BaseModel):
@@ -61,15 +62,30 @@ class AudioFacts(BaseModel):
         return self.model_dump_json(indent=2).encode()
 
 
+class FetchedRecording(BaseModel):
+    """Where the first step left a recording it fetched: a file on the machine that fetched it.
+
+    Only the file's place travels between the steps, never its bytes: a four-hour WAV is 230 MB, and a worker
+    holds several calls in flight. A step on another machine fetches the recording again.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    path: str
+    size_bytes: int
+    scratch: str | None = None  # the folder the recording was downloaded into (None: the source's own file)
+
+
 class Prepared(BaseModel):
-    """The first step's verdict on a call: done already, re-scored, or to be transcribed (with its audio)."""
+    """The first step's verdict on a call: done already, re-scored, or to be transcribed (with its recording)."""
 
     model_config = ConfigDict(frozen=True)
 
     record: CallRecord
     action: Literal["skip", "rescored", "analyze", "failed", "claimed"]  # claimed: another run holds the call
     reason: str = ""
-    audio: bytes | None = Field(None, repr=False)
+    fetched: FetchedRecording | None = None
     suffix: str = ""
     sha256: str | None = None
     duration_s: float = 0.0

@@ -13,9 +13,12 @@ stop the others and nothing is retried blindly. The ASR model loads once per wor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
+import shutil
+import socket
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +26,7 @@ from pathlib import Path
 from distributed import WorkerPlugin, get_worker
 
 from pipeline.batch.claims import ClaimRefused, Claims
-from pipeline.batch.job import AudioFacts, BatchJob, CallOutcome, Prepared, Transcribed
+from pipeline.batch.job import AudioFacts, BatchJob, CallOutcome, FetchedRecording, Prepared, Transcribed
 from pipeline.derive import DeriveSetup, derive
 from pipeline.errors import CallqaError
 from pipeline.schema import CallMetadata, CallResult
@@ -49,6 +52,15 @@ class CallqaWorkerPlugin(WorkerPlugin):
 
     def setup(self, worker) -> None:
         self.worker_name = str(worker.name)
+
+    def teardown(self, worker) -> None:
+        if "recordings" in self.__dict__:  # made on first use
+            shutil.rmtree(self.recordings, ignore_errors=True)
+
+    @functools.cached_property
+    def recordings(self) -> Path:
+        """This worker's folder of fetched recordings waiting for their transcription, for this run."""
+        return Path(tempfile.mkdtemp(prefix=f"callqa-{self.job.run_id}-recordings-"))
 
     @functools.cached_property
     def source(self):
@@ -153,21 +165,29 @@ def prepare_call(record, plugin_name: str) -> Prepared:
             plugin.claims.acquire(record.call_id)  # from here on, this run alone works on the call
         except ClaimRefused as refused:
             return Prepared(record=record, action="claimed", reason=str(refused))
+        workdir = Path(tempfile.mkdtemp(prefix="call-", dir=plugin.recordings))
         try:
-            with tempfile.TemporaryDirectory(prefix="callqa-fetch-") as workdir:
-                path = plugin.source.fetch(record, Path(workdir))
-                data = path.read_bytes()
+            path = plugin.source.fetch(record, workdir)
+            sha256 = _sha256_of(path)
         except CallqaError:
+            shutil.rmtree(workdir, ignore_errors=True)
             _release(plugin, record.call_id)
             raise
-        sha256 = hashlib.sha256(data).hexdigest()
+        # A download lands in `workdir`, which goes once the call is transcribed; a file the source serves in
+        # place (a local folder) is the user's recording: read where it is, never moved or removed.
+        downloaded = path.is_relative_to(workdir)
+        if not downloaded:
+            shutil.rmtree(workdir, ignore_errors=True)
         if audio and audio.sha256 == sha256 and stored and _up_to_date(stored, job):
             # The file was touched but not changed: note its new fingerprint so the next run need not fetch it.
+            shutil.rmtree(workdir, ignore_errors=True)
             store.write(audio_key(record.call_id), audio.model_copy(update={"fingerprint": record.fingerprint})
                         .to_json())
             _release(plugin, record.call_id)
             return Prepared(record=record, action="skip", reason="done: same audio (sha256), models and versions")
-        return Prepared(record=record, action="analyze", audio=data, suffix=path.suffix, sha256=sha256)
+        fetched = FetchedRecording(host=socket.gethostname(), path=str(path), size_bytes=path.stat().st_size,
+                                   scratch=str(workdir) if downloaded else None)
+        return Prepared(record=record, action="analyze", fetched=fetched, suffix=path.suffix, sha256=sha256)
     except CallqaError as error:
         return Prepared(record=record, action="failed", reason=str(error))
     except Exception as error:  # a bug must not take the batch down; it is reported with the call
@@ -196,18 +216,19 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     """The expensive step: the audio half of the call, its transcript."""
     plugin = _plugin(plugin_name)
     record = prepared.record
-    with tempfile.TemporaryDirectory(prefix="callqa-audio-") as workdir:
-        path = Path(workdir) / f"{record.call_id}{prepared.suffix}"
+    path: Path | None = None
+    with contextlib.ExitStack() as cleanup:
         try:
-            path.write_bytes(prepared.audio or b"")
+            path = _recording(prepared, plugin, cleanup)
             transcript = plugin.analyzer.transcribe(
                 path, call_id=record.call_id, direction=record.direction, manager_channel=record.manager_channel,
                 voiceprint=plugin.voiceprint(record.manager),
                 collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo)
         except CallqaError as error:
             _release(plugin, record.call_id)
-            # The temporary copy is not where the call lives: name the source's URI instead.
-            return _failed(record.call_id, str(error).replace(str(path), record.uri), plugin)
+            # The local copy is not where the call lives: name the source's URI instead.
+            return _failed(record.call_id, str(error) if path is None else str(error).replace(str(path), record.uri),
+                           plugin)
         except Exception as error:
             logger.exception("transcribing %s failed", record.call_id)
             _release(plugin, record.call_id)
@@ -217,8 +238,30 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
                             crm_target=record.crm_target)
     transcript = transcript.model_copy(update={
         "source": transcript.source.model_copy(update={"uri": record.uri}), "metadata": metadata})
-    return Transcribed(record=record, sha256=prepared.sha256, size_bytes=len(prepared.audio or b""),
-                       transcript=transcript)
+    return Transcribed(record=record, sha256=prepared.sha256,
+                       size_bytes=prepared.fetched.size_bytes if prepared.fetched else 0, transcript=transcript)
+
+
+def _recording(prepared: Prepared, plugin: CallqaWorkerPlugin, cleanup: contextlib.ExitStack) -> Path:
+    """The call's recording as a local file: the one the first step left, when this machine has it (a download
+    is removed once transcribed), else fetched again into a folder of its own."""
+    fetched = prepared.fetched
+    if fetched is not None and fetched.host == socket.gethostname():
+        path = Path(fetched.path)
+        if fetched.scratch is not None:
+            cleanup.callback(shutil.rmtree, fetched.scratch, ignore_errors=True)
+        if path.is_file() and path.stat().st_size == fetched.size_bytes:
+            return path
+    workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="callqa-fetch-"))
+    return plugin.source.fetch(prepared.record, Path(workdir))
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _enroll_manager_voice(record, transcript: Transcript, result: CallResult, plugin: CallqaWorkerPlugin) -> None:
