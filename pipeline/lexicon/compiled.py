@@ -45,7 +45,12 @@ def cache_folder() -> Path | None:
         return None
     if configured:
         return Path(configured) / "lexicons"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory (a bare service account): keep nothing
+            return None
     return Path(base) / "callqa" / "lexicons"
 
 
