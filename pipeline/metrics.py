@@ -40,19 +40,13 @@ class MetricsOptions(BaseModel):
 
 
 def _merge(intervals: Iterable[Interval], fill_gap_s: float = 0.0) -> list[Interval]:
-    merged: list[Interval] = []
-    current_start = current_end = None
+    merged: list[list[float]] = []
     for start, end in sorted(intervals):
-        if current_end is not None and start - current_end <= fill_gap_s:
-            if end > current_end:
-                current_end = end
-            continue
-        if current_start is not None and current_end is not None:
-            merged.append((current_start, current_end))
-        current_start, current_end = start, end
-    if current_start is not None and current_end is not None:
-        merged.append((current_start, current_end))
-    return merged
+        if merged and start - merged[-1][1] <= fill_gap_s:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
 
 
 def _length(intervals: Iterable[Interval]) -> float:
