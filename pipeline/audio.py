@@ -10,7 +10,6 @@ channels and to tell a real stereo call from dual mono or a dead leg afterwards.
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import av
 import numpy as np
 
 from pipeline.errors import AudioError
+from pipeline.support.fileio import sha256_of_file
 
 __all__ = [
     "FRAME_SAMPLES",
@@ -102,14 +102,6 @@ class AudioBlock:
         return self.samples[0] if self.samples.shape[0] == 1 else self.samples.mean(axis=0)
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _ffmpeg_reason(error: Exception) -> str:
     # PyAV's messages end with ": '<path>'"; the path is already at the front of ours.
     text = getattr(error, "strerror", None) or str(error)
@@ -144,7 +136,7 @@ def probe(path: str | Path) -> AudioInfo:
             info = AudioInfo(
                 path=path,
                 size_bytes=size,
-                sha256=_sha256_of(path),
+                sha256=sha256_of_file(path),
                 container=container.format.name,
                 codec=codec.name,
                 sample_rate_hz=int(codec.sample_rate or 0),

@@ -21,6 +21,13 @@ def _make_turn(run: list[Word]) -> Turn:
                 text=" ".join(word.text for word in run))
 
 
+def _floor_taken(other_starts: list[float], other_ends: list[float], gap_start: float, gap_end: float) -> bool:
+    """Did another speaker say a whole word inside this pause? (Their words' starts in order, and ends.)"""
+    first = bisect.bisect_left(other_starts, gap_start)
+    last = bisect.bisect_right(other_starts, gap_end, first)
+    return first < last and min(other_ends[first:last]) <= gap_end
+
+
 def build_turns(words: list[Word], *, max_pause_s: float = 2.0) -> list[Turn]:
     """Group time-ordered words into turns, returned in order of their start."""
     by_speaker: dict[str, list[Word]] = {}
@@ -36,14 +43,8 @@ def build_turns(words: list[Word], *, max_pause_s: float = 2.0) -> list[Turn]:
         other_ends = [end for _, end in others]
         run = [own[0]]
         for previous, word in zip(own, own[1:]):
-            gap_start, gap_end = previous.end, word.start
-            if gap_end - gap_start > max_pause_s:
-                floor_taken = True
-            else:
-                first = bisect.bisect_left(other_starts, gap_start)
-                last = bisect.bisect_right(other_starts, gap_end, first)
-                floor_taken = first < last and min(other_ends[first:last]) <= gap_end
-            if floor_taken:
+            if (word.start - previous.end > max_pause_s
+                    or _floor_taken(other_starts, other_ends, previous.end, word.start)):
                 turns.append(_make_turn(run))
                 run = []
             run.append(word)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import shutil
 import socket
@@ -32,6 +31,7 @@ from pipeline.errors import CallqaError
 from pipeline.schema import CallMetadata, CallResult
 from pipeline.sources import open_source
 from pipeline.stores import audio_key, open_store, result_key, transcript_key
+from pipeline.support.fileio import sha256_of_file
 from pipeline.transcript import Transcript, read_transcript
 
 __all__ = ["CallqaWorkerPlugin", "finish_call", "prepare_call", "transcribe_call"]
@@ -168,7 +168,7 @@ def prepare_call(record, plugin_name: str) -> Prepared:
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=plugin.recordings))
         try:
             path = plugin.source.fetch(record, workdir)
-            sha256 = _sha256_of(path)
+            sha256 = sha256_of_file(path)
         except CallqaError:
             shutil.rmtree(workdir, ignore_errors=True)
             _release(plugin, record.call_id)
@@ -254,14 +254,6 @@ def _recording(prepared: Prepared, plugin: CallqaWorkerPlugin, cleanup: contextl
             return path
     workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="callqa-fetch-"))
     return plugin.source.fetch(prepared.record, Path(workdir))
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _enroll_manager_voice(record, transcript: Transcript, result: CallResult, plugin: CallqaWorkerPlugin) -> None:

@@ -30,7 +30,7 @@ class Token(NamedTuple):
     lemma: str
 
 
-# spaCy and pymorphy3 load on first use (importing spaCy is about 1.5 s) and may be loaded by `warm_up` in a
+# spaCy and pymorphy3 load on first use (importing spaCy is about 0.7 s) and may be loaded by `warm_up` in a
 # background thread while the caller does other work: each loader runs once, whoever asks first.
 _tokenizer_lock = threading.Lock()
 _morph_lock = threading.Lock()

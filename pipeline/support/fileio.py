@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_bytes_atomic", "write_text_atomic"]
+__all__ = ["sha256_of_file", "write_bytes_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -33,3 +34,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         Path(handle.name).unlink(missing_ok=True)
         raise
     return path
+
+
+def sha256_of_file(path: str | Path) -> str:
+    """The file's sha256 (hex), read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
