@@ -127,27 +127,70 @@ def _interruptions(intervals: dict[str, list[Interval]], min_overlap_s: float) -
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+")
 _WORD = re.compile(r"[а-яёa-z]+")
-# A sentence that opens with one of these (after a particle or "подскажите") asks something even when Whisper
-# writes no question mark, which it often omits on telephone audio.
+# Whisper often writes no question mark on telephone audio; a sentence still asks something when, after
+# particles, politeness and a pronoun ("а вам", "скажите, пожалуйста"), its first word is an interrogative, or
+# a word requests and checks open with ("удобно говорить", "можно узнать", "подскажете") followed by more words:
+# a bare "Удобно." is an answer.
 _INTERROGATIVES = frozenset(
     "как какой какая какое какие какую каком какого каких какому сколько когда где почему зачем куда откуда "
     "кто кого кому чей чья чьё чье чьи разве неужели".split()
 )
-_OPENERS = frozenset("а и ну так скажите подскажите пожалуйста уточните простите извините".split())
+_REQUESTS = frozenset("удобно можно подскажете скажете можете могли хотите хотели интересует устроит "
+                      "устраивает".split())
+_OPENERS = frozenset("а и ну так скажите подскажите пожалуйста уточните простите извините вам вас вы".split())
+# Openers that address the listener (or turn to them: "а можно..."): after one of them a clause asks even in
+# the middle of a sentence ("Меня зовут Алексей, вам удобно сейчас говорить", "..., подскажите, какой объём").
+_ADDRESSING = frozenset("а скажите подскажите уточните вам вас вы".split())
+# "Не подскажете...", "не могли бы...": a negated request is still a request ("не удобно" is not).
+_NEGATED_REQUESTS = frozenset("подскажете скажете могли можете хотите".split())
+# A tag at the end turns a statement into a check: "вы были у нас, да", "в пятницу в шесть, подходит".
+_TAG = re.compile(r",\s*(?:да|верно|правильно|так|не так ли|не правда ли|ведь так|подходит|устроит|"
+                  r"договорились)\s*[.!…]*$")
+_CLAUSE_SPLIT = re.compile(r"[,;:—–]\s*")
+
+
+def _asks(tokens: list[str], *, addressed_only: bool) -> bool:
+    """Whether a clause opens (after particles and a pronoun) with an interrogative or a request; with
+    `addressed_only`, only after an opener that addresses the listener."""
+    addressed = False
+    for index, token in enumerate(tokens):
+        if token in _INTERROGATIVES or (token in _REQUESTS and index + 1 < len(tokens)):
+            return addressed or not addressed_only
+        if token == "не" and index + 1 < len(tokens) and tokens[index + 1] in _NEGATED_REQUESTS:
+            return addressed or not addressed_only
+        if token not in _OPENERS:
+            return False
+        addressed = addressed or token in _ADDRESSING
+    return False
 
 
 def is_question(sentence: str) -> bool:
-    """A sentence ending in '?', containing the particle 'ли', or opening with an interrogative word."""
-    if sentence.rstrip().endswith("?"):
+    """Whether a sentence asks something, with or without its question mark (Whisper often drops it on
+    telephone audio): it ends in '?'; it holds the particle 'ли' or "чем могу"; it opens (after particles and a
+    pronoun) with an interrogative word or a request ("удобно говорить", "можно узнать", "не подскажете"); a
+    later clause does so after addressing the listener ("..., вам удобно говорить", "..., подскажите, какой");
+    or a statement of three words or more ends in a tag (", да", ", верно", ", подходит")."""
+    text = sentence.rstrip()
+    if text.endswith("?"):
         return True
-    tokens = _WORD.findall(sentence.lower())
-    if "ли" in tokens:
+    lowered = text.lower()
+    tokens = _WORD.findall(lowered)
+    if "ли" in tokens or "чем могу" in lowered:
         return True
-    for token in tokens:
-        if token in _INTERROGATIVES:
+    if (tag := _TAG.search(lowered)) and len(_WORD.findall(lowered[:tag.start()])) >= 3:
+        return True
+    if _asks(tokens, addressed_only=False):
+        return True
+    clauses = [_WORD.findall(clause) for clause in _CLAUSE_SPLIT.split(lowered)][1:]
+    pending: list[str] = []
+    for clause in clauses:
+        # A clause of openers only ("подскажите,") leads into the next one.
+        if clause and all(token in _OPENERS for token in clause):
+            pending += clause
+            continue
+        if _asks(pending + clause, addressed_only=True):
             return True
-        if token not in _OPENERS:
-            return False
+        pending = []
     return False
 
 
