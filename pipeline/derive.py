@@ -13,7 +13,7 @@ a call re-scored tomorrow reads exactly as if it had been analysed with tomorrow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from pipeline.quality import QualityOptions, assess_quality
 from pipeline.roles import RoleOptions, roles_from_channel_map, roles_of_mono_call, unknown_roles_warning
 from pipeline.schema import CallResult, Hit, Metrics, Role, RoleDetection, Score, Speaker, Turn, Word, roles_known
 from pipeline.scoring import DEFAULT_SCORECARD, CallFacts, Scorecard, load_scorecard
+from pipeline.scoring.model import Selector
 from pipeline.speakers import CHANNEL_SPEAKERS
 from pipeline.transcript import Transcript
 from pipeline.turns import build_turns
@@ -147,6 +148,19 @@ def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[object]
     )
 
 
+def _near_misses(lexicons: LexiconSet, words: list[Word], turns: list[Turn],
+                 duration_s: float) -> Callable[[Selector], list[Hit]]:
+    """What nearly matched a criterion's selector, looked for only in the words it looks at (its role and time
+    window): scoring asks only for criteria that failed."""
+
+    def near(selector: Selector) -> list[Hit]:
+        looked_at = [word for word in words if (selector.role == "any" or word.role == selector.role)
+                     and (selector.within is None or selector.within.contains(word.start, word.end, duration_s))]
+        return lexicons.matcher.near_misses(looked_at, turns, duration_s, selector.lexicon, selector.term)
+
+    return near
+
+
 _WORDS = TypeAdapter(list[Word])
 
 
@@ -197,5 +211,7 @@ def _score(transcript: Transcript, words: list[Word], turns: list[Turn], metrics
     if not roles_known(words):
         return None, f"{SCORE_WARNING}manager and client are not known in this call"
     facts = CallFacts(hits=hits, turns=turns, metrics=metrics, duration_s=transcript.duration_s,
-                      direction=transcript.direction)
+                      direction=transcript.direction,
+                      near_misses=None if setup.lexicons is None else _near_misses(
+                          setup.lexicons, words, turns, transcript.duration_s))
     return scorecard.score(facts, setup.lexicons), None

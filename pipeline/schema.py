@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "RESULT_SCHEMA",
@@ -35,6 +35,7 @@ __all__ = [
     "Speaker",
     "SpeakerModelInfo",
     "Turn",
+    "Verdict",
     "Word",
     "roles_known",
 ]
@@ -117,6 +118,11 @@ class Hit(_Frozen):
     text: str = Field(description="the words as said (recognised)")
     turn: int | None = Field(None, description="index of the turn in `turns`")
     phrase: str | None = Field(None, description="the lexicon phrase that matched")
+    match: Literal["lemma", "fuzzy"] = Field("lemma", description="lemma: as the phrase is written (lemma, word "
+                                             "form or wildcard); fuzzy: recognition-tolerant (the term's `fuzzy`)")
+    similarity: float = Field(1.0, ge=0, le=1, description="the least similarity of a heard word to its phrase "
+                                                           "word (1.0 for a lemma match)")
+    missing: str | None = Field(None, description="a short function word of the phrase not heard (fuzzy only)")
 
 
 class Evidence(_Frozen):
@@ -126,10 +132,13 @@ class Evidence(_Frozen):
     text: str
 
 
+Verdict = Literal["met", "not_met", "uncertain", "not_applicable"]
+
+
 class CriterionResult(_Frozen):
     id: str
     title: str
-    passed: bool
+    passed: bool = Field(description="met (and, as before verdicts, true for a criterion that does not apply)")
     points: float
     max_points: float = Field(description="0 when the criterion did not apply to this call")
     evidence: list[Evidence] = []
@@ -139,6 +148,16 @@ class CriterionResult(_Frozen):
     value: float | None = Field(None, description="the metric's value, or how many forbidden hits were found")
     expected: str | None = Field(None, description="what was expected, in Russian, when the criterion failed")
     note: str | None = Field(None, description="why the criterion did not apply, or what failed (Russian)")
+    verdict: Verdict | None = Field(None, description="met, not_met, uncertain (what was needed was not recognised "
+                                                      "reliably) or not_applicable; filled from passed and "
+                                                      "applicable for results written before verdicts")
+
+    @model_validator(mode="after")
+    def _verdict_of_old_results(self) -> CriterionResult:
+        if self.verdict is None:
+            verdict = "not_applicable" if not self.applicable else "met" if self.passed else "not_met"
+            object.__setattr__(self, "verdict", verdict)
+        return self
 
 
 class GroupScore(_Frozen):

@@ -55,18 +55,20 @@ class SampleCall:
         return sum(u.end - u.start for u in self.utterances if u.role == role)
 
 
-def load_sample_calls() -> list[SampleCall]:
-    scripts = yaml.safe_load((TESTS / "synth" / "dialogues.yaml").read_text(encoding="utf-8"))["dialogues"]
+def load_sample_calls(folder: Path = CALLS,
+                      dialogues: Path = TESTS / "synth" / "dialogues.yaml") -> list[SampleCall]:
+    """The rendered calls in `folder` with their ground truth and the expectations their scripts state."""
+    scripts = yaml.safe_load(dialogues.read_text(encoding="utf-8"))["dialogues"]
     expectations = {d["id"]: d.get("expect", {}) for d in scripts}
     calls = []
-    for truth_file in sorted(CALLS.glob("*.truth.json")):
+    for truth_file in sorted(folder.glob("*.truth.json")):
         truth = json.loads(truth_file.read_text(encoding="utf-8"))
         call_id = truth["call_id"]
         expect = expectations[call_id]
         calls.append(SampleCall(
             call_id=call_id,
-            stereo=CALLS / f"{call_id}.stereo.mp3",
-            mono=CALLS / f"{call_id}.mono.mp3",
+            stereo=folder / f"{call_id}.stereo.mp3",
+            mono=folder / f"{call_id}.mono.mp3",
             manager_channel=truth["manager_channel"],
             manager_voice=truth["manager_voice"],
             direction=truth["direction"],
@@ -98,6 +100,18 @@ def script_facts(call: SampleCall) -> tuple[list[Word], list[Turn], Metrics]:
     words = script_words(call)
     turns = build_turns(words)
     return words, turns, compute_metrics(words, turns)
+
+
+def script_transcript(call: SampleCall, stereo: Transcript) -> Transcript:
+    """The call's stereo transcript with the script's words in place of the recognised ones, each on the leg of
+    its role: what a perfect recogniser would have stored, scored through the same `derive` as the audio."""
+    from pipeline.transcript import SpokenWord
+
+    leg_of = {speaker.role: speaker.id for speaker in derive(stereo, DeriveSetup()).speakers}
+    assert {"manager", "client"} <= set(leg_of), call.call_id
+    words = [SpokenWord(start=word.start, end=word.end, text=word.text, speaker=leg_of[word.role], prob=1.0)
+             for word in script_words(call)]
+    return stereo.model_copy(update={"words": words})
 
 
 SAMPLE_CALLS = load_sample_calls()
@@ -132,6 +146,18 @@ def stereo_transcripts(analyzer: CallAnalyzer) -> dict[str, Transcript]:
 def stereo_results(stereo_transcripts: dict[str, Transcript], derive_setup: DeriveSetup) -> dict[str, CallResult]:
     """Their results, as `analyzer.analyze` gives them."""
     return {call_id: derive(transcript, derive_setup) for call_id, transcript in stereo_transcripts.items()}
+
+
+@pytest.fixture(scope="session")
+def mono_transcripts(analyzer: CallAnalyzer) -> dict[str, Transcript]:
+    """Every sample call transcribed once from its mono file, its speakers diarized."""
+    return {call.call_id: analyzer.transcribe(call.mono, call_id=f"{call.call_id}-mono", direction=call.direction)
+            for call in SAMPLE_CALLS}
+
+
+@pytest.fixture(scope="session")
+def mono_results(mono_transcripts: dict[str, Transcript], derive_setup: DeriveSetup) -> dict[str, CallResult]:
+    return {call_id: derive(transcript, derive_setup) for call_id, transcript in mono_transcripts.items()}
 
 
 COMMON_VOICE = REAL_SPEECH / "common_voice_ru"

@@ -12,15 +12,16 @@ Two error rates:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import jiwer
 
 from pipeline.lexicon.text import lemmas, normalise_words
-from pipeline.schema import Word
+from pipeline.schema import CallResult, CriterionResult, Word
 
-__all__ = ["TruthUtterance", "diarization_error_rate", "lemma_wer", "lemmas", "normalise_words", "normalised_wer",
-           "role_errors"]
+__all__ = ["TruthUtterance", "VerdictComparison", "diarization_error_rate", "lemma_wer", "lemmas", "normalise_words",
+           "normalised_wer", "role_errors", "verdict_of"]
 
 def _wer(reference: list[str], hypothesis: list[str]) -> float:
     if not reference:
@@ -114,3 +115,81 @@ def diarization_error_rate(reference: Sequence[tuple[str, float, float]],
         error = (missed + false_alarm + confusion) / total
         best = error if best is None else min(best, error)
     return float(best)
+
+
+def verdict_of(criterion: CriterionResult) -> str:
+    """What a manager reads for a criterion: met, not_met, uncertain or not_applicable."""
+    if getattr(criterion, "verdict", None):
+        return str(criterion.verdict)
+    if not criterion.applicable:
+        return "not_applicable"
+    return "met" if criterion.passed else "not_met"
+
+
+@dataclass
+class VerdictComparison:
+    """The scorecard's lexicon-based verdicts of calls from the audio against those from their scripts.
+
+    Only required and forbidden criteria are compared: a metric criterion (talk ratio, monologue) is about
+    timing, not recognition. A false ✘ is a criterion met in the script and not met from the audio; a false ✔
+    the reverse; their shares are of the criteria that apply in the script.
+    """
+
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # (call, criterion, script, audio)
+    score_errors: list[float] = field(default_factory=list)
+
+    def add(self, call_id: str, script: CallResult, audio: CallResult) -> None:
+        assert script.score is not None and audio.score is not None, call_id
+        heard = {criterion.id: criterion for criterion in audio.score.criteria}
+        for criterion in script.score.criteria:
+            if criterion.kind in ("required", "forbidden"):
+                self.rows.append((call_id, criterion.id, verdict_of(criterion), verdict_of(heard[criterion.id])))
+        self.score_errors.append(abs(script.score.total - audio.score.total))
+
+    def _share(self, rows: list[tuple[str, str, str, str]], test) -> float:
+        return sum(1 for row in rows if test(row)) / len(rows) if rows else 0.0
+
+    @property
+    def agreement(self) -> float:
+        return self._share(self.rows, lambda row: row[2] == row[3])
+
+    @property
+    def applicable(self) -> list[tuple[str, str, str, str]]:
+        return [row for row in self.rows if row[2] != "not_applicable"]
+
+    @property
+    def false_fail(self) -> float:
+        return self._share(self.applicable, lambda row: row[2] == "met" and row[3] == "not_met")
+
+    @property
+    def false_pass(self) -> float:
+        return self._share(self.applicable, lambda row: row[2] == "not_met" and row[3] == "met")
+
+    @property
+    def score_mae(self) -> float:
+        return sum(self.score_errors) / len(self.score_errors) if self.score_errors else 0.0
+
+    def disagreements(self) -> list[tuple[str, str, str, str]]:
+        return [row for row in self.rows if row[2] != row[3]]
+
+    def per_criterion(self) -> dict[str, dict[str, float]]:
+        """criterion -> agreement, false ✘ and false ✔ counts, and how many calls it applies to in the script."""
+        table: dict[str, dict[str, float]] = {}
+        for criterion in dict.fromkeys(row[1] for row in self.rows):
+            rows = [row for row in self.rows if row[1] == criterion]
+            table[criterion] = {
+                "agreement": self._share(rows, lambda row: row[2] == row[3]),
+                "false_fail": sum(1 for row in rows if row[2] == "met" and row[3] == "not_met"),
+                "false_pass": sum(1 for row in rows if row[2] == "not_met" and row[3] == "met"),
+                "applicable": sum(1 for row in rows if row[2] != "not_applicable")}
+        return table
+
+    def lines(self) -> list[str]:
+        lines = [f"{'criterion':20} agreement  false ✘  false ✔  applies"]
+        for criterion, figures in self.per_criterion().items():
+            lines.append(f"{criterion:20} {figures['agreement']:9.2f}  {figures['false_fail']:7.0f}  "
+                         f"{figures['false_pass']:7.0f}  {figures['applicable']:7.0f}")
+        lines.append(f"all: agreement {self.agreement:.3f}, false ✘ {self.false_fail:.3f} and false ✔ "
+                     f"{self.false_pass:.3f} of {len(self.applicable)} applicable verdicts; score MAE "
+                     f"{self.score_mae:.1f} points over {len(self.score_errors)} calls")
+        return lines

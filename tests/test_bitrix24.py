@@ -89,7 +89,7 @@ def test_the_comment_reads_well_and_carries_its_marker(stereo_results) -> None:
     assert "[B]Разговор:[/B] менеджер говорил" in text
     assert has_marker(text, "conditioners") and not has_marker(text, "condition")
     good = render_comment(stereo_results["windows"])
-    assert "✔ Попрощался — " in good and "Оценка звонка: 94,4 из 100 — 5 из 5" in good
+    assert "✔ Попрощался — " in good and "Оценка звонка: 95 из 100 — 5 из 5" in good
 
 
 # --- the client against the sandbox -------------------------------------------------------------------------

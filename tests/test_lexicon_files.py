@@ -83,6 +83,10 @@ terms:
     ("bad_wildcard", GOOD.replace('["дорого"]', '["до*"]'), 6, "at least 3 letters before '*'"),
     ("bad_speaker", GOOD.replace("speaker: client", "speaker: boss"), 3, "speaker: Input should be 'manager'"),
     ("no_terms", "lexicon: x\ntitle: X\nterms: []\n", 3, "terms: List should have at least 1 item"),
+    ("unknown_include", GOOD.replace("  - id: price\n", "  - id: price\n    include: [company/nam]\n"), 6,
+     "terms[0].include: no term 'company/nam' in the folder"),
+    ("bad_fuzzy", GOOD.replace("  - id: price\n", "  - id: price\n    fuzzy: 0.3\n"), 6,
+     "terms[0].fuzzy: fuzzy must be true, false or a similarity from 0.5 to 1, not 0.3"),
 ])
 def test_broken_lexicons_are_refused_with_file_and_line(tmp_path: Path, name: str, content: str, line: int,
                                                        message: str) -> None:

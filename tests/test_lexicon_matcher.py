@@ -126,3 +126,78 @@ def test_unknown_roles_still_show_hits_of_role_scoped_terms() -> None:
     words = [Word(start=0, end=0.5, text="Дорого", speaker="mixed", role="unknown", prob=1.0)]
     hits = matcher(term(["дорого"]), speaker="client").find_hits(words, build_turns(words), 2.0)
     assert [(h.term, h.role) for h in hits] == [("t", "unknown")]
+
+
+# Recognition-tolerant matching. Heard -> meant: whisper-base's own mis-hearings of the sample calls.
+MISHEARD = [
+    ("Стамутология, улыбка", "стоматология"),
+    ("Авта -сервис Мотор", "автосервис"),
+    ("Это Ольга Искомпании Мибельград", "из компании"),
+    ("Мибельград", "мебельград"),
+    ("вы были у нас на консультации?", "вы уже были"),
+]
+
+
+@pytest.mark.parametrize(("heard", "meant"), MISHEARD)
+def test_a_fuzzy_term_matches_what_the_recogniser_misheard(heard: str, meant: str) -> None:
+    assert not matcher(term([meant])).matches_text(heard, "test", "t")  # exact matching misses it
+    hit = matcher(term([meant], fuzzy=True)).match_text(heard, "test", "t")
+    assert hit is not None and hit.fuzzy and 0.8 <= hit.similarity <= 1.0
+
+
+@pytest.mark.parametrize(("heard", "meant"), [
+    ("дым", "дом"),                      # short words stay exact
+    ("это не дорого", "это дорого"),      # a negation is never a missing word
+    ("компот", "компания"),
+    ("консультант", "консультация"),
+    ("вы у нас были", "вы уже были"),     # a missing word, but the order differs
+    ("доставка", "дорог*"),              # wildcards stay exact
+    ("вы были", "вы были уже"),          # only a word inside the phrase may be missing
+    ("подумаю", "подумать над этим"),
+])
+def test_a_fuzzy_term_does_not_match_what_it_must_not(heard: str, meant: str) -> None:
+    assert not matcher(term([meant], fuzzy=True)).matches_text(heard, "test", "t")
+
+
+def test_the_threshold_and_where_fuzzy_is_set() -> None:
+    assert matcher(term(["стоматология"], fuzzy=0.9)).matches_text("стамутология", "test", "t")  # 0.909
+    assert not matcher(term(["стоматология"], fuzzy=0.95)).matches_text("стамутология", "test", "t")
+    assert matcher(term(["стоматология"]), fuzzy=True).matches_text("стамутология", "test", "t")  # the file's
+    assert not matcher(term(["стоматология"], fuzzy=False), fuzzy=True).matches_text("стамутология", "test", "t")
+    spec = {"text": "стоматология", "fuzzy": False}
+    assert not matcher(term([spec], fuzzy=True)).matches_text("стамутология", "test", "t")
+
+
+def test_an_exact_match_wins_and_reads_as_lemma() -> None:
+    words = [Word(start=0.0, end=0.5, text="Стоматология,", speaker="a", role="manager", prob=0.9),
+             Word(start=0.6, end=1.0, text="улыбка.", speaker="a", role="manager", prob=0.9),
+             Word(start=5.0, end=5.5, text="Стамутология", speaker="a", role="manager", prob=0.5)]
+    hits = matcher(term(["стоматология"], fuzzy=True)).find_hits(words, build_turns(words), 6.0)
+    assert [(hit.start, hit.match, hit.similarity, hit.missing) for hit in hits] == [
+        (0.0, "lemma", 1.0, None), (5.0, "fuzzy", 0.909, None)]
+
+
+def test_a_fuzzy_exclusion_cancels_a_misheard_negation() -> None:
+    lexicon = matcher(term(["дорого"], exclude=["не дорого"], fuzzy=True))
+    assert lexicon.matches_text("это дорага", "test", "t")
+    assert not lexicon.matches_text("это не дорага", "test", "t")
+
+
+def test_an_included_term_s_phrases_count_as_the_including_term_s_with_their_own_options() -> None:
+    names = LexiconFile(title="Компания", fuzzy=True, terms=[{"id": "name", "phrases": ["мебельград"]}])
+    greeting = LexiconFile(title="Приветствие", speaker="manager",
+                           terms=[{"id": "company", "phrases": ["компания"], "include": ["company/name"]}])
+    both = Matcher({"company": names, "greeting": greeting})
+    assert both.match_text("Это Ольга, Мибельград", "greeting", "company").fuzzy  # the name's fuzzy option
+    assert both.matches_text("Это Ольга, Мибельград", "company", "name")
+    assert not both.matches_text("кампания", "greeting", "company")  # the greeting's own phrases stay exact
+
+
+@pytest.mark.parametrize(("heard", "meant"), [
+    ("очень интересно", "неинтересно"),
+    ("очень интересно", "не интересно"),
+    ("это удобно", "неудобно"),
+    ("форму", "фирма"),                  # one letter that changes the sound of a five-letter word
+])
+def test_a_fuzzy_term_never_loses_a_negation_or_a_first_sound(heard: str, meant: str) -> None:
+    assert not matcher(term([meant], fuzzy=True)).matches_text(heard, "test", "t")

@@ -27,12 +27,6 @@ CALL_IDS = [call.call_id for call in SAMPLE_CALLS]
 BY_ID = {call.call_id: call for call in SAMPLE_CALLS}
 
 
-@pytest.fixture(scope="module")
-def mono_results(analyzer) -> dict[str, CallResult]:
-    return {call.call_id: analyzer.analyze(call.mono, call_id=f"{call.call_id}-mono", direction=call.direction)
-            for call in SAMPLE_CALLS}
-
-
 def _hypothesis(result: CallResult) -> list[tuple[str, float, float]]:
     return [(speaker, start, end) for speaker, spans in speech_intervals(result.words, 1.0).items()
             for start, end in spans]

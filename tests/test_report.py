@@ -233,3 +233,23 @@ def test_report_command_on_a_store_and_an_empty_period(tmp_path: Path) -> None:
     assert "За период нет звонков" in html
     managers = (tmp_path / "empty" / "managers.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(managers) == 1  # the header only
+
+
+def test_an_uncertain_verdict_is_counted_apart(tmp_path: Path) -> None:
+    """"Не удалось надёжно распознать" is neither met nor failed: it has its own column, stays out of the
+    criterion's pass rate, and is not listed among a reviewed call's failures."""
+    met = call("u1", manager=ALEXEY, day=25, duration_s=60, score=100)
+    doubtful = call("u2", manager=ALEXEY, day=26, duration_s=60, score=100)
+    criteria = [CriterionResult(id="next_step", title="Договорился о следующем шаге", passed=False, points=0,
+                                max_points=0, applicable=False, verdict="uncertain",
+                                note="не удалось надёжно распознать: 00:41 «запешу» (похоже на «запишу»)"),
+                *doubtful.score.criteria[1:]]
+    doubtful = doubtful.model_copy(update={"score": doubtful.score.model_copy(update={"criteria": criteria})})
+    built = build_report([met, doubtful], {}, since=SINCE, until=UNTIL, options=ReportOptions(review_count=2),
+                         criteria=CRITERIA, groups=GROUPS, now=datetime(2026, 11, 30, tzinfo=UTC))
+    alexey = built.managers[0]
+    assert alexey.uncertain_verdicts == 1 and alexey.criterion_pass_pct["next_step"] == 100.0
+    assert all("Договорился о следующем шаге" not in review.failed for review in built.review)
+    written = write_report(built, tmp_path / "report")
+    html = next(path for path in written if path.suffix == ".html")
+    assert "Не распознано надёжно" in html.read_text(encoding="utf-8")

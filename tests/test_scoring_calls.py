@@ -122,6 +122,11 @@ def test_a_folder_without_the_scorecards_lexicons(stereo_transcripts, tmp_path: 
 def test_lexicon_commands(stereo_results, tmp_path: Path) -> None:
     done = run("lexicon", "test")
     assert done.returncode == 0 and "of 1" in done.stdout and "do not" not in done.stdout
+    # examples that pass only by the tolerance are shown, so a QA lead sees what it adds
+    assert "greeting/company example 'Стамутология, улыбка' matches (fuzzy: нечётко 0." in done.stdout
+    done = run("lexicon", "try", str(DEFAULT_LEXICONS), "Стамутология, улыбка, администратор Мария")
+    company = next(line for line in done.stdout.splitlines() if line.startswith("greeting/company"))
+    assert done.returncode == 0 and "«стамутология" in company and "нечётко 0." in company
     done = run("lexicon", "try", str(DEFAULT_LEXICONS), "Короче, это как бы дорого. Я подумаю.")
     assert done.returncode == 0
     assert "fillers/filler  «короче»" in done.stdout and "objections/think  «подумаю»" in done.stdout

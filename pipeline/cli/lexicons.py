@@ -22,7 +22,7 @@ from pipeline.cli.common import (
 )
 from pipeline.errors import CallqaError, DefinitionError
 from pipeline.lexicon import DEFAULT_LEXICONS
-from pipeline.support.russian import ROLE_RU, call_time_tenths
+from pipeline.support.russian import ROLE_RU, VERDICT_RU, call_time_tenths
 
 FolderArgument = Annotated[Path, typer.Argument(help="Lexicon folder.", file_okay=False)]
 
@@ -69,7 +69,8 @@ def test(
 
     outcomes = run_examples(load_lexicons(folder))
     failed = [outcome for outcome in outcomes if not outcome.passed]
-    for outcome in outcomes if verbose else failed:
+    # A fuzzy match is shown even when it passes: the QA lead sees what the tolerance adds.
+    for outcome in outcomes if verbose else [o for o in outcomes if not o.passed or o.fuzzy]:
         stdout.print(Text(str(outcome), style="red" if not outcome.passed else ""))
     stdout.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} examples behave as written"
                  + (f"; {len(failed)} do not" if failed else ""))
@@ -85,6 +86,7 @@ def try_(
 ) -> None:
     """Show what the lexicons find in a phrase, or in a stored call (roles and time windows applied)."""
     from pipeline.lexicon import load_lexicons
+    from pipeline.lexicon.matcher import fuzzy_note
     from pipeline.scoring.diff import read_result
 
     lexicons = load_lexicons(folder)
@@ -93,14 +95,17 @@ def try_(
         result = read_result(path)
         hits = lexicons.matcher.find_hits(result.words, result.turns, result.duration_s)
         for hit in hits:
+            how = "" if hit.match == "lemma" else f"; {fuzzy_note(hit.similarity, hit.missing)}"
             stdout.print(f"{call_time_tenths(hit.start)}  {ROLE_RU[hit.role]:8}  {hit.lexicon}/{hit.term}  «{hit.text}»"
-                         f"  (фраза: {hit.phrase})")
+                         f"  (фраза: {hit.phrase}{how})")
         stdout.print(f"{len(hits)} hits in {path}")
         return
     found = lexicons.matcher.text_hits(text_or_result)
-    for lexicon, term, phrase, words in found:
-        scope = lexicons.matcher.terms[(lexicon, term)].scope
-        stdout.print(f"{lexicon}/{term}  «{words}»  (фраза: {phrase}; говорит: {scope})")
+    for found_hit in found:
+        scope = lexicons.matcher.terms[(found_hit.lexicon, found_hit.term)].scope
+        how = f"; {found_hit.how()}" if found_hit.fuzzy else ""
+        stdout.print(f"{found_hit.lexicon}/{found_hit.term}  «{found_hit.words}»  (фраза: {found_hit.phrase}; "
+                     f"говорит: {scope}{how})")
     stdout.print(f"{len(found)} hits")
 
 
@@ -182,7 +187,4 @@ def _print_diff(path: Path, difference) -> None:
             stdout.print(Text(f"  {sign} {call_time_tenths(hit.start)} {ROLE_RU[hit.role]} {hit.lexicon}/{hit.term} "
                               f"«{hit.text}»", style=style))
     for criterion, was, now in difference.flipped:
-        def state(passed):
-            return "—" if passed is None else ("выполнен" if passed else "не выполнен")
-
-        stdout.print(f"  критерий {criterion}: {state(was)} -> {state(now)}")
+        stdout.print(f"  критерий {criterion}: {VERDICT_RU.get(was or '', '—')} -> {VERDICT_RU.get(now or '', '—')}")

@@ -129,10 +129,30 @@ def _check(folder: Path, paths: list[Path]) -> LexiconSet:
                                         f"terms[{index}] ({term.id}): a role cue needs speaker manager or client"))
         lexicons[lexicon_id] = lexicon
         documents[lexicon_id] = document
+    problems += _include_problems(lexicons, documents)
     if problems:
         raise DefinitionError(problems)
     return LexiconSet(folder=folder, lexicons=lexicons, documents=documents, version=content_version(paths),
                       matcher=Matcher(lexicons))
+
+
+def _include_problems(lexicons: dict[str, LexiconFile], documents: dict[str, YamlDocument]) -> list[Problem]:
+    """A term may include another lexicon's term that exists and includes none itself (one level, no cycles)."""
+    problems = []
+    terms = {(lexicon_id, term.id): term for lexicon_id, lexicon in lexicons.items() for term in lexicon.terms}
+    for lexicon_id, lexicon in lexicons.items():
+        for index, term in enumerate(lexicon.terms):
+            for position, included in enumerate(term.include):
+                source = tuple(included.split("/"))
+                line = documents[lexicon_id].line_of(("terms", index, "include", position))
+                if source not in terms:
+                    problems.append(Problem(documents[lexicon_id].path, line,
+                                            f"terms[{index}].include: no term {included!r} in the folder"))
+                elif source == (lexicon_id, term.id) or terms[source].include:
+                    problems.append(Problem(documents[lexicon_id].path, line,
+                                            f"terms[{index}].include: {included!r} includes terms itself (or is "
+                                            "this term); include only terms that include none"))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -144,6 +164,7 @@ class ExampleOutcome:
     text: str
     should_match: bool
     matched: bool
+    fuzzy: str = ""  # how a match needed the term's tolerance ("нечётко 0.91"), "" for an exact one
 
     @property
     def passed(self) -> bool:
@@ -153,6 +174,7 @@ class ExampleOutcome:
         verdict = "ok" if self.passed else "FAILED"
         expectation = "example" if self.should_match else "counterexample"
         outcome = "matches" if self.matched else "does not match"
+        outcome += f" (fuzzy: {self.fuzzy})" if self.fuzzy else ""
         return (f"{self.path}:{self.line}: {verdict}: {self.lexicon}/{self.term} {expectation} "
                 f"{self.text!r} {outcome}")
 
@@ -165,8 +187,9 @@ def run_examples(lexicon_set: LexiconSet) -> list[ExampleOutcome]:
         for index, term in enumerate(lexicon.terms):
             for key, should_match in (("examples", True), ("counterexamples", False)):
                 for position, text in enumerate(getattr(term, key)):
-                    matched = lexicon_set.matcher.matches_text(text, lexicon_id, term.id)
+                    hit = lexicon_set.matcher.match_text(text, lexicon_id, term.id)
                     outcomes.append(ExampleOutcome(
                         path=document.path, line=document.line_of(("terms", index, key, position)),
-                        lexicon=lexicon_id, term=term.id, text=text, should_match=should_match, matched=matched))
+                        lexicon=lexicon_id, term=term.id, text=text, should_match=should_match,
+                        matched=hit is not None, fuzzy=hit.how() if hit else ""))
     return outcomes

@@ -4,27 +4,60 @@ Phrases are compiled into patterns of word tests (a lemma, an exact word form, o
 indexed by their first word, so each word of a call is looked up once instead of tried against every phrase: a
 five-minute call is matched in about a millisecond. A phrase matches inside one turn (never across speakers),
 its words in order with at most `gap` other words between two of them.
+
+A pattern of a term marked `fuzzy` is also tried where its first word is only close to a heard word (fuzzy.py),
+looked up by rapidfuzz among all fuzzy first words once per distinct word form, and walked with the tolerances:
+a heard word close to a phrase word, two heard words joined into one phrase word ("авта сервис"), one heard word
+holding two ("искомпании"), one short function word of the phrase missing. A fuzzy match never displaces an
+exact one of the same term.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import NamedTuple
 
-from pipeline.lexicon.model import LexiconFile, PhraseSpec, Scope, Term, Window, phrase_words
-from pipeline.lexicon.text import Token, tokenize
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from pipeline.lexicon.fuzzy import (
+    DEFAULT_SIMILARITY,
+    MIN_FUZZY_LETTERS,
+    is_skippable,
+    phonetic_key,
+    resemblance,
+    similarity,
+    similarity_rejoined,
+)
+from pipeline.lexicon.model import LexiconFile, PhraseSpec, Scope, Term, Window, fuzzy_threshold, phrase_words
+from pipeline.lexicon.text import Token, is_known_word, part_of_speech, tokenize
 from pipeline.schema import Hit, Role, Turn, Word, roles_known
 
-__all__ = ["Matcher", "Pattern", "Segment", "segments_of"]
+__all__ = ["Matcher", "Pattern", "Segment", "TextHit", "fuzzy_note", "segments_of"]
 
 PREFIX_KEY = 3  # prefixes are indexed by their first three letters (wildcards need at least three)
+# How far under its threshold a phrase may be found and still count as "nearly said" (a near miss): at 0.8,
+# down to 0.65, two wrong letters in six.
+NEAR_MISS_MARGIN = 0.15
+# ... and only where the recogniser itself was unsure of a word of it: "из камня" heard clearly is not a garbled
+# "из компании".
+NEAR_MISS_MAX_PROB = 0.8
+# A made-up word of at least GARBLED_MIN_LETTERS this close to a phrase word (fuzzy.resemblance) may be it,
+# garbled: "Патлев" for "Атлет" is 0.67; shorter made-up words resemble too many words to mean anything.
+GARBLED_RESEMBLANCE = 0.6
+GARBLED_MIN_LETTERS = 6
 
 
 @dataclass(frozen=True)
 class _WordTest:
     kind: str  # "lemma" | "surface" | "prefix"
     value: str
+    written: str = ""  # the word as the phrase writes it (normalised): what a fuzzy match compares spelling with
+    skippable: bool = False  # a short function word a fuzzy match may find missing
 
     def matches(self, token: Token) -> bool:
         if self.kind == "lemma":
@@ -32,6 +65,16 @@ class _WordTest:
         if self.kind == "surface":
             return token.surface == self.value
         return token.surface.startswith(self.value) or token.lemma.startswith(self.value)
+
+    def closeness(self, token: Token) -> float:
+        """1.0 for a match, else how close the heard word is in spelling or sound (0.0 for wildcards)."""
+        if self.matches(token):
+            return 1.0
+        if self.kind == "prefix":
+            return 0.0
+        if self.kind == "surface":
+            return similarity(token.surface, self.value)
+        return max(similarity(token.surface, self.written), similarity(token.lemma, self.value))
 
 
 @dataclass(frozen=True)
@@ -47,6 +90,42 @@ class Pattern:
     # The exact words and lemmas its later words need: a turn that lacks one cannot complete the phrase, which
     # one set comparison tells before walking the tokens (most words that start a phrase start no match).
     needs: frozenset[str] = frozenset()
+    fuzzy: float | None = None  # the least word similarity of a fuzzy match; None: exact only
+    # For a fuzzy walk: per later word that cannot be missing, the forms any of which the turn must hold, exactly
+    # or nearly (the word as written, its lemma, or it written together with a neighbour): most walks are
+    # ruled out by a few set lookups.
+    fuzzy_needs: tuple[frozenset[str], ...] = ()
+
+
+class _Match(NamedTuple):
+    """A pattern found at tokens first..last; similarity 1.0 and no missing word for an exact match."""
+
+    first: int
+    last: int
+    phrase: str
+    similarity: float = 1.0
+    missing: str | None = None
+    fuzzy: bool = False
+
+
+class TextHit(NamedTuple):
+    """A hit in free text (`Matcher.text_hits`): what `callqa lexicon try` shows."""
+
+    lexicon: str
+    term: str
+    phrase: str
+    words: str
+    similarity: float = 1.0
+    missing: str | None = None
+    fuzzy: bool = False
+
+    def how(self) -> str:
+        return fuzzy_note(self.similarity, self.missing) if self.fuzzy else ""
+
+
+def fuzzy_note(similarity: float, missing: str | None) -> str:
+    """How a fuzzy match matched, for QA leads: "нечётко 0.91", and the function word it did without."""
+    return f"нечётко {similarity:.2f}" + (f", без «{missing}»" if missing else "")
 
 
 @dataclass(frozen=True)
@@ -79,12 +158,14 @@ class _TokenStream:
     word_of: list[tuple[int, int]] = field(default_factory=list)
     segment_end: list[int] = field(default_factory=list)
     vocabulary: list[frozenset[str]] = field(default_factory=list)
+    segment_first: list[int] = field(default_factory=list)  # per segment, the index of its first token
 
     @classmethod
     def of(cls, segments: Sequence[Segment]) -> _TokenStream:
         stream = cls()
         for segment_index, segment in enumerate(segments):
             first = len(stream.tokens)
+            stream.segment_first.append(first)
             for word_index, word in enumerate(segment.words):
                 for token in tokenize(word.text):
                     stream.tokens.append(token)
@@ -113,20 +194,141 @@ def segments_of(words: Sequence[Word], turns: Sequence[Turn]) -> list[Segment]:
     return segments
 
 
-def _compile_phrase(lexicon: str, term: Term, phrase: str | PhraseSpec, *, exclusion: bool = False) -> Pattern:
-    text = phrase.text if isinstance(phrase, PhraseSpec) else phrase
-    gap = phrase.gap if isinstance(phrase, PhraseSpec) and phrase.gap is not None else term.gap
-    exact = phrase.exact if isinstance(phrase, PhraseSpec) and phrase.exact is not None else term.exact
+def _compile_phrase(lexicon: LexiconFile, lexicon_id: str, term: Term, phrase: str | PhraseSpec, *,
+                    exclusion: bool = False) -> Pattern:
+    spec = phrase if isinstance(phrase, PhraseSpec) else None
+    text = spec.text if spec else str(phrase)
+    gap = spec.gap if spec and spec.gap is not None else term.gap
+    exact = spec.exact if spec and spec.exact is not None else term.exact
     tests = []
     for kind, value in phrase_words(text):
         if kind == "prefix":
-            tests.append(_WordTest("prefix", value))
-        elif exact:
-            tests.append(_WordTest("surface", value))
+            tests.append(_WordTest("prefix", value, value))
+            continue
+        written = tokenize(value)[0].surface
+        skippable = is_skippable(written, part_of_speech(written))
+        if exact:
+            tests.append(_WordTest("surface", value, written, skippable))
         else:
-            tests.append(_WordTest("lemma", tokenize(value)[0].lemma))
-    return Pattern(lexicon=lexicon, term=term.id, phrase=text, tests=tuple(tests), gap=gap,
-                   exclusion=exclusion, needs=frozenset(test.value for test in tests[1:] if test.kind != "prefix"))
+            tests.append(_WordTest("lemma", tokenize(value)[0].lemma, written, skippable))
+    return Pattern(lexicon=lexicon_id, term=term.id, phrase=text, tests=tuple(tests), gap=gap,
+                   exclusion=exclusion, needs=frozenset(test.value for test in tests[1:] if test.kind != "prefix"),
+                   fuzzy=fuzzy_threshold(spec.fuzzy if spec else None, term.fuzzy, lexicon.fuzzy),
+                   fuzzy_needs=_fuzzy_needs(tests))
+
+
+def _pair_joins(tests: Sequence[_WordTest]) -> list[str]:
+    """Each two neighbouring words written together ("из" + "компании"), "" where one is a wildcard."""
+    return ["" if "prefix" in (a.kind, b.kind) else a.written + b.written for a, b in zip(tests, tests[1:])]
+
+
+def _fuzzy_needs(tests: Sequence[_WordTest]) -> tuple[frozenset[str], ...]:
+    joins = _pair_joins(tests)
+    needs = []
+    for index, test in enumerate(tests):
+        if index == 0 or test.skippable or test.kind == "prefix":
+            continue
+        forms = {test.written, test.value, joins[index - 1], joins[index] if index < len(joins) else ""}
+        needs.append(frozenset(forms - {""}))
+    return tuple(needs)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _closeness(test: _WordTest, token: Token) -> float:
+    return test.closeness(token)
+
+
+def _fuzzy_walk(pattern: Pattern, tokens: list[Token], first: int, end: int) -> _Match | None:
+    """The best fuzzy match of `pattern` starting at token `first` (its first word at `first` exactly, not after
+    a gap), or None: the match whose least word similarity is highest, then the shortest. A match that needed
+    no tolerance at all comes back as an exact one (similarity 1.0, nothing missing)."""
+    tests, threshold = pattern.tests, pattern.fuzzy or 1.0
+    # An option: (least similarity, exact throughout, -last token, last token, missing word)
+    Option = tuple[float, bool, int, int, str | None]
+
+    def walk(j: int, i: int, skipped: str | None) -> Option | None:
+        if j == len(tests):
+            return 1.0, skipped is None, -(i - 1), i - 1, skipped
+        options: list[Option] = []
+
+        def go(closeness: float, exact: bool, next_j: int, next_i: int) -> None:
+            if closeness >= threshold:
+                rest = walk(next_j, next_i, skipped)
+                if rest is not None:
+                    options.append((min(closeness, rest[0]), exact and rest[1], *rest[2:]))
+
+        for position in range(i, min(end, i + 1 + (pattern.gap if j else 0))):
+            token = tokens[position]
+            go(_closeness(tests[j], token), tests[j].matches(token), j + 1, position + 1)
+            pair = (token.surface, tokens[position + 1].surface) if position + 1 < end else None
+            joined = "".join(pair).replace("-", "") if pair else ""
+            if pair and tests[j].kind != "prefix":  # two heard words written as one phrase word: "авта -сервис"
+                go(max(similarity_rejoined(joined, tests[j].written, pair),
+                       similarity_rejoined(joined, tests[j].value, pair)), False, j + 1, position + 2)
+            if j + 1 < len(tests) and tests[j + 1].kind != "prefix" and tests[j].kind != "prefix":
+                meant = (tests[j].written, tests[j + 1].written)
+                both = "".join(meant)
+                go(similarity_rejoined(token.surface, both, meant), False, j + 2, position + 1)  # "искомпании"
+                if pair:  # the same words cut elsewhere: "и скомпания" for "из компании"
+                    go(similarity_rejoined(joined, both, (*pair, *meant)), False, j + 2, position + 2)
+        if skipped is None and 0 < j < len(tests) - 1 and tests[j].skippable:
+            rest = walk(j + 1, i, tests[j].written)
+            if rest is not None:
+                options.append(rest)
+        return max(options, key=lambda option: option[:3]) if options else None
+
+    found = walk(0, first, None)
+    if found is None:
+        return None
+    least, exact, _, last, missing = found
+    return _Match(first, last, pattern.phrase, round(least, 3), missing, fuzzy=not exact)
+
+
+class _FuzzyIndex:
+    """The first words of the fuzzy patterns, to find the patterns a heard word may start (a superset: the walk
+    decides). Its word forms, lemmas and the first two words written together, and the phonetic keys of each."""
+
+    def __init__(self, patterns: list[Pattern]) -> None:
+        self.patterns: list[Pattern] = []
+        self.units: list[str] = []
+        for pattern in patterns:
+            first = pattern.tests[0]
+            if first.kind == "prefix":
+                continue
+            units = {first.written, first.value}
+            if len(pattern.tests) > 1 and pattern.tests[1].kind != "prefix":
+                units.add(first.written + pattern.tests[1].written)
+            for unit in units:
+                if len(unit) >= MIN_FUZZY_LETTERS:
+                    self.patterns.append(pattern)
+                    self.units.append(unit)
+        self.keys = [phonetic_key(unit) for unit in self.units]
+        self.least = min((p.fuzzy or 1.0 for p in self.patterns), default=1.0)
+        forms = {form for pattern in patterns for needed in pattern.fuzzy_needs for form in needed}
+        self.forms = sorted(form for form in forms if len(form) >= MIN_FUZZY_LETTERS)
+        self.form_keys = [phonetic_key(form) for form in self.forms]
+
+    def forms_near(self, heard: str) -> frozenset[str]:
+        """The phrase forms of any fuzzy pattern (fuzzy_needs) that `heard` may stand for (a superset)."""
+        if len(heard) < MIN_FUZZY_LETTERS or not self.forms:
+            return frozenset()
+        near: set[str] = set()
+        for query, choices in ((heard, self.forms), (phonetic_key(heard), self.form_keys)):
+            near.update(self.forms[index] for _, _, index in process.extract(
+                query, choices, scorer=Levenshtein.normalized_similarity, score_cutoff=self.least, limit=None))
+        return frozenset(near)
+
+    def patterns_near(self, heard: str) -> tuple[Pattern, ...]:
+        if len(heard) < MIN_FUZZY_LETTERS or not self.units:
+            return ()
+        near: dict[int, Pattern] = {}
+        for query, choices in ((heard, self.units), (phonetic_key(heard), self.keys)):
+            for _, score, index in process.extract(query, choices, scorer=Levenshtein.normalized_similarity,
+                                                   score_cutoff=self.least, limit=None):
+                pattern = self.patterns[index]
+                if score >= (pattern.fuzzy or 1.0):
+                    near[id(pattern)] = pattern
+        return tuple(near.values())
 
 
 class Matcher:
@@ -134,19 +336,94 @@ class Matcher:
 
     def __init__(self, lexicons: dict[str, LexiconFile]) -> None:
         self.terms: dict[tuple[str, str], CompiledTerm] = {}
-        self._by_lemma: dict[str, list[Pattern]] = {}
-        self._by_surface: dict[str, list[Pattern]] = {}
-        self._by_prefix: dict[str, list[Pattern]] = {}
-        self._candidate_cache: dict[Token, tuple[Pattern, ...]] = {}
+        patterns: list[Pattern] = []
         for lexicon_id, lexicon in lexicons.items():
             for term in lexicon.terms:
                 self.terms[(lexicon_id, term.id)] = CompiledTerm(
                     lexicon=lexicon_id, term=term, scope=term.speaker or lexicon.speaker,
                     window=term.within or lexicon.within)
-                for phrase in term.phrases:
-                    self._index(_compile_phrase(lexicon_id, term, phrase))
-                for phrase in term.exclude:
-                    self._index(_compile_phrase(lexicon_id, term, phrase, exclusion=True))
+                patterns += [_compile_phrase(lexicon, lexicon_id, term, phrase) for phrase in term.phrases]
+                patterns += [_compile_phrase(lexicon, lexicon_id, term, phrase, exclusion=True)
+                             for phrase in term.exclude]
+        for lexicon_id, lexicon in lexicons.items():
+            for term in lexicon.terms:
+                for included in term.include:  # checked by the loader: an existing term that includes none
+                    source_id, source_term_id = included.split("/")
+                    source = lexicons[source_id]
+                    source_term = next(t for t in source.terms if t.id == source_term_id)
+                    for phrase, exclusion in [*((p, False) for p in source_term.phrases),
+                                              *((p, True) for p in source_term.exclude)]:
+                        pattern = _compile_phrase(source, source_id, source_term, phrase, exclusion=exclusion)
+                        patterns.append(dataclasses.replace(pattern, lexicon=lexicon_id, term=term.id))
+        self._build(patterns)
+        self._near_miss_matchers: dict[tuple[str, str], Matcher] = {}
+
+    def _build(self, patterns: list[Pattern]) -> None:
+        self.patterns = patterns
+        self._by_lemma: dict[str, list[Pattern]] = {}
+        self._by_surface: dict[str, list[Pattern]] = {}
+        self._by_prefix: dict[str, list[Pattern]] = {}
+        self._candidate_cache: dict[Token, tuple[Pattern, ...]] = {}
+        self._fuzzy_cache: dict[str, tuple[Pattern, ...]] = {}
+        self._forms_cache: dict[str, frozenset[str]] = {}
+        self._near_cache: dict[tuple[Token, str | None], tuple[Pattern, ...]] = {}
+        for pattern in patterns:
+            self._index(pattern)
+        self._fuzzy = _FuzzyIndex([pattern for pattern in patterns if pattern.fuzzy])
+
+    def near_misses(self, words: Sequence[Word], turns: Sequence[Turn], duration_s: float, lexicon: str,
+                    term: str | None) -> list[Hit]:
+        """What may have been the term (every term of `lexicon` if None) said and not recognised, as hits with
+        `match` "fuzzy" and how similar they are:
+
+        - its phrases found with a similarity up to NEAR_MISS_MARGIN under their threshold
+          (fuzzy.DEFAULT_SIMILARITY for a term that is not fuzzy), in words one of which the recogniser gave a
+          probability under NEAR_MISS_MAX_PROB ("из камня" heard clearly is not a garbled "из компании");
+        - a word the recogniser made up (no Russian word, probability under NEAR_MISS_MAX_PROB) that sounds
+          half like a long word of its phrases ("Патлев" for "Атлет", "лимбельград" for "мебельград").
+
+        The term's speaker applies; the caller applies time windows.
+        """
+        key = (lexicon, term or "")
+        near = self._near_miss_matchers.get(key)
+        if near is None:
+            near = self._near_miss_matchers[key] = Matcher.__new__(Matcher)
+            near.terms = self.terms
+            near._near_miss_matchers = {}
+            near._build([dataclasses.replace(p, fuzzy=(p.fuzzy or DEFAULT_SIMILARITY) - NEAR_MISS_MARGIN)
+                         for p in self.patterns if p.lexicon == lexicon and (term is None or p.term == term)])
+        found = [hit for hit in near.find_hits(words, turns, duration_s) if hit.match == "fuzzy"
+                 and any(word.prob < NEAR_MISS_MAX_PROB for word in words
+                         if word.role == hit.role and hit.start <= word.start and word.end <= hit.end)]
+        return sorted(found + near._garbled(words, turns), key=lambda hit: (hit.start, hit.term))
+
+    def _garbled(self, words: Sequence[Word], turns: Sequence[Turn]) -> list[Hit]:
+        """Made-up words of low probability that sound half like a long word of this matcher's phrases."""
+        long_words = {test.written: pattern for pattern in self.patterns if not pattern.exclusion
+                      for test in pattern.tests if test.kind != "prefix" and len(test.written) >= MIN_FUZZY_LETTERS}
+        if not long_words:
+            return []
+        known = roles_known(words)
+        hits = []
+        for segment in segments_of(words, turns):
+            for word in segment.words:
+                if word.prob >= NEAR_MISS_MAX_PROB:
+                    continue
+                for token in tokenize(word.text):
+                    if len(token.surface) < GARBLED_MIN_LETTERS or is_known_word(token.surface):
+                        continue
+                    best = max(long_words, key=lambda written: resemblance(token.surface, written))
+                    pattern = long_words[best]
+                    scope = self.terms[(pattern.lexicon, pattern.term)].scope
+                    if resemblance(token.surface, best) < GARBLED_RESEMBLANCE or (
+                            known and scope != "any" and segment.role != scope):
+                        continue
+                    hits.append(Hit(lexicon=pattern.lexicon, term=pattern.term, role=segment.role,
+                                    start=word.start, end=word.end, text=word.text, turn=segment.turn,
+                                    phrase=pattern.phrase, match="fuzzy",
+                                    similarity=round(resemblance(token.surface, best), 3)))
+                    break
+        return hits
 
     def _index(self, pattern: Pattern) -> None:
         first = pattern.tests[0]
@@ -167,6 +444,13 @@ class Matcher:
             found = self._candidate_cache[token] = tuple(listed)
         return found
 
+    def _fuzzy_candidates(self, heard: str) -> tuple[Pattern, ...]:
+        """Fuzzy patterns whose first word (or first two words) is close to `heard`; cached per word form."""
+        found = self._fuzzy_cache.get(heard)
+        if found is None:
+            found = self._fuzzy_cache[heard] = self._fuzzy.patterns_near(heard)
+        return found
+
     @staticmethod
     def _extend(pattern: Pattern, tokens: list[Token], first: int, end: int) -> int | None:
         """Index of the last token of `pattern` matched from `first` on (before `end`), or None."""
@@ -180,46 +464,106 @@ class Matcher:
                 return None
         return position
 
-    def _term_spans(self, stream: _TokenStream) -> dict[tuple[str, str, int], list[tuple[int, int, str]]]:
-        """Per (lexicon, term, segment), the non-overlapping token spans it matches, exclusions applied."""
-        found: dict[tuple[str, str, int], list[tuple[int, int, str]]] = {}
-        excluded: dict[tuple[str, str, int], list[tuple[int, int]]] = {}
+    def _term_spans(self, stream: _TokenStream) -> dict[tuple[str, str, int], list[_Match]]:
+        """Per (lexicon, term, segment), the non-overlapping matches of the term, exclusions applied."""
+        found: dict[tuple[str, str, int], list[_Match]] = {}
+        excluded: dict[tuple[str, str, int], list[_Match]] = {}
         tokens, segment_end, vocabulary = stream.tokens, stream.segment_end, stream.vocabulary
         cached = self._candidate_cache.get  # the hot loop: most words start no phrase at all
+        fuzzy = bool(self._fuzzy.units)
+        heard: dict[int, frozenset[str]] = {}  # per segment, what its words may stand for (_may_walk)
+        heard_may: dict[tuple[int, int], bool] = {}  # per (pattern, segment), _may_walk's answer
+        near_cached = self._near_cache.get
+        near: tuple[Pattern, ...] = ()
         for index, token in enumerate(tokens):
             candidates = cached(token)
             if candidates is None:
                 candidates = self._candidates(token)
-            if not candidates:
+            end = segment_end[index]
+            if fuzzy:  # fuzzy patterns whose first word (or two) is only close to this word (or two)
+                following = tokens[index + 1].surface if index + 1 < end else None
+                found_near = near_cached((token, following))
+                near = self._fuzzy_near(token, following) if found_near is None else found_near
+            if not candidates and not near:
                 continue
             segment = stream.word_of[index][0]
+            tried: set[int] = set()
             for pattern in candidates:
+                tried.add(id(pattern))  # found exactly or walked here: not again from the fuzzy index
+                match: _Match | None = None
                 if len(pattern.tests) == 1:
-                    last: int | None = index
+                    match = _Match(index, index, pattern.phrase)
                 elif pattern.needs <= vocabulary[segment]:
-                    last = self._extend(pattern, tokens, index, segment_end[index])
-                else:
+                    last = self._extend(pattern, tokens, index, end)
+                    match = None if last is None else _Match(index, last, pattern.phrase)
+                if match is None and pattern.fuzzy and self._may_walk(pattern, stream, segment, heard, heard_may):
+                    match = _fuzzy_walk(pattern, tokens, index, end)
+                if match is not None:
+                    key = (pattern.lexicon, pattern.term, segment)
+                    (excluded if pattern.exclusion else found).setdefault(key, []).append(match)
+            for pattern in near:
+                if id(pattern) in tried or not self._may_walk(pattern, stream, segment, heard, heard_may):
                     continue
-                if last is None:
-                    continue
-                key = (pattern.lexicon, pattern.term, segment)
-                if pattern.exclusion:
-                    excluded.setdefault(key, []).append((index, last))
-                else:
-                    found.setdefault(key, []).append((index, last, pattern.phrase))
+                tried.add(id(pattern))
+                match = _fuzzy_walk(pattern, tokens, index, end)
+                if match is not None:
+                    key = (pattern.lexicon, pattern.term, segment)
+                    (excluded if pattern.exclusion else found).setdefault(key, []).append(match)
         spans = {}
         for key, matches in found.items():
-            kept: list[tuple[int, int, str]] = []
-            # Earliest first, the longer of two that start together; an overlapped later match adds nothing.
-            for first, last, phrase in sorted(matches, key=lambda c: (c[0], -(c[1] - c[0]))):
-                if kept and first <= kept[-1][1]:
+            kept: list[_Match] = []
+            # Exact before fuzzy, then earliest first, the longer of two that start together; a match that
+            # overlaps one kept adds nothing.
+            for match in sorted(matches, key=lambda m: (m.fuzzy, m.first, -(m.last - m.first), -m.similarity)):
+                if any(other.first <= match.last and match.first <= other.last for other in kept):
                     continue
-                if any(e_first <= last and first <= e_last for e_first, e_last in excluded.get(key, ())):
+                if any(e.first <= match.last and match.first <= e.last for e in excluded.get(key, ())):
                     continue
-                kept.append((first, last, phrase))
+                kept.append(match)
             if kept:
-                spans[key] = kept
+                spans[key] = sorted(kept)
         return spans
+
+    def _may_walk(self, pattern: Pattern, stream: _TokenStream, segment: int, heard: dict[int, frozenset[str]],
+                  heard_may: dict[tuple[int, int], bool]) -> bool:
+        """Whether the turn holds, exactly or nearly, every later word of `pattern` that cannot be missing: a
+        necessary condition of a fuzzy match, checked with set lookups before walking."""
+        if not pattern.fuzzy_needs:
+            return True
+        known = heard_may.get((id(pattern), segment))
+        if known is not None:
+            return known
+        forms = heard.get(segment)
+        if forms is None:
+            first, end = stream.segment_first[segment], stream.segment_end[stream.segment_first[segment]]
+            near: set[str] = set(stream.vocabulary[segment])
+            for position in range(first, end):
+                token = stream.tokens[position]
+                near |= self._forms_near(token.surface)
+                near |= self._forms_near(token.lemma)
+                if position + 1 < end:
+                    near |= self._forms_near((token.surface + stream.tokens[position + 1].surface).replace("-", ""))
+            forms = heard[segment] = frozenset(near)
+        possible = heard_may[(id(pattern), segment)] = all(not needed.isdisjoint(forms)
+                                                              for needed in pattern.fuzzy_needs)
+        return possible
+
+    def _forms_near(self, heard: str) -> frozenset[str]:
+        found = self._forms_cache.get(heard)
+        if found is None:
+            found = self._forms_cache[heard] = self._fuzzy.forms_near(heard)
+        return found
+
+    def _fuzzy_near(self, token: Token, following: str | None) -> tuple[Pattern, ...]:
+        """Fuzzy patterns whose first word is close to `token` (its form or lemma), or to it written together
+        with the word that follows ("авта" + "сервис"); cached per pair, as calls repeat their words."""
+        near = self._fuzzy_candidates(token.surface)
+        if token.lemma != token.surface:
+            near += self._fuzzy_candidates(token.lemma)
+        if following is not None:
+            near += self._fuzzy_candidates((token.surface + following).replace("-", ""))
+        self._near_cache[(token, following)] = near
+        return near
 
     def _hits(self, segments: list[Segment], *, duration_s: float | None, roles_known: bool) -> list[Hit]:
         stream = _TokenStream.of(segments)
@@ -229,15 +573,16 @@ class Matcher:
             segment = segments[segment_index]
             if roles_known and compiled.scope != "any" and segment.role != compiled.scope:
                 continue
-            for first, last, phrase in spans:
-                words = segment.words[stream.word_of[first][1] : stream.word_of[last][1] + 1]
+            for match in spans:
+                words = segment.words[stream.word_of[match.first][1] : stream.word_of[match.last][1] + 1]
                 start, end = words[0].start, words[-1].end
                 if compiled.window and duration_s is not None and not compiled.window.contains(start, end,
                                                                                               duration_s):
                     continue
-                hits.append(Hit(lexicon=lexicon, term=term_id, role=segment.role, start=start,
-                                                end=end, text=" ".join(word.text for word in words),
-                                                turn=segment.turn, phrase=phrase))
+                hits.append(Hit(lexicon=lexicon, term=term_id, role=segment.role, start=start, end=end,
+                                text=" ".join(word.text for word in words), turn=segment.turn, phrase=match.phrase,
+                                match="fuzzy" if match.fuzzy else "lemma", similarity=match.similarity,
+                                missing=match.missing))
         return hits
 
     def find_hits(self, words: Sequence[Word], turns: Sequence[Turn], duration_s: float) -> list[Hit]:
@@ -257,11 +602,17 @@ class Matcher:
 
     def matches_text(self, text: str, lexicon: str, term: str) -> bool:
         """Does `term` match somewhere in `text` (speaker scope and time window ignored)? For examples."""
-        return (lexicon, term, 0) in self._text_spans(text)[1]
+        return self.match_text(text, lexicon, term) is not None
 
-    def text_hits(self, text: str) -> list[tuple[str, str, str, str]]:
-        """(lexicon, term, phrase, matched words) for each hit in free text, scope and window ignored."""
+    def match_text(self, text: str, lexicon: str, term: str) -> TextHit | None:
+        """The first hit of `term` in `text` (scope and window ignored), or None."""
+        return next((hit for hit in self.text_hits(text) if (hit.lexicon, hit.term) == (lexicon, term)), None)
+
+    def text_hits(self, text: str) -> list[TextHit]:
+        """Each hit in free text, scope and window ignored."""
         stream, spans = self._text_spans(text)
-        return [(lexicon, term, phrase, " ".join(t.surface for t in stream.tokens[first : last + 1]))
+        return [TextHit(lexicon, term, match.phrase,
+                        " ".join(t.surface for t in stream.tokens[match.first : match.last + 1]),
+                        match.similarity, match.missing, match.fuzzy)
                 for (lexicon, term, _), found in sorted(spans.items())
-                for first, last, phrase in found]
+                for match in found]

@@ -9,15 +9,31 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pipeline.lexicon.text import tokenize
 
-__all__ = ["ID_PATTERN", "LexiconFile", "PhraseSpec", "Scope", "Term", "Window", "phrase_words"]
+__all__ = ["ID_PATTERN", "Fuzzy", "LexiconFile", "PhraseSpec", "Scope", "Term", "Window", "fuzzy_threshold",
+           "phrase_words"]
 
 Scope = Literal["manager", "client", "any"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+INCLUDE_PATTERN = r"^[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*$"
 MIN_PREFIX = 3
+FUZZY_HELP = ("tolerate recognition errors: true (similarity 0.8) or the least similarity, 0.5-1, of a heard word "
+              "to a lexicon word of five letters or more, in spelling or in sound; also joins and splits of words "
+              "and one missing short function word inside the phrase")
+
+
+def _fuzzy_value(value: object) -> object:
+    # One clear message instead of one per member of the union.
+    if isinstance(value, bool) or (isinstance(value, int | float) and 0.5 <= value <= 1.0):
+        return value
+    raise ValueError(f"fuzzy must be true, false or a similarity from 0.5 to 1, not {value!r}")
+
+
+# `fuzzy: true`, `fuzzy: false`, or a threshold (`fuzzy: 0.85`); a bare 1 reads as the threshold 1.0.
+Fuzzy = Annotated[bool | Annotated[float, Field(ge=0.5, le=1.0)], BeforeValidator(_fuzzy_value)]
 ROLE_CUE_HELP = ("In a mono call, how strongly saying this tells that the speaker is the one named in `speaker` "
                  "(manager or client): log-odds points, counted once per speaker and term.")
 
@@ -87,6 +103,7 @@ class PhraseSpec(_Strict):
     text: PhraseText
     gap: int | None = Field(None, ge=0, le=10, description="other words allowed between two words of the phrase")
     exact: bool | None = Field(None, description="match these word forms only, not every form of the lemmas")
+    fuzzy: Fuzzy | None = Field(None, description=FUZZY_HELP + ". Default: the term's.")
 
 
 class Term(_Strict):
@@ -94,8 +111,12 @@ class Term(_Strict):
     title: str | None = Field(None, description="what reports show (Russian)")
     phrases: list[PhraseText | PhraseSpec] = Field(min_length=1, description="any of them makes a hit")
     exclude: list[PhraseText] = Field([], description="phrases that cancel a hit they overlap (negation: 'не дорого')")
+    include: list[Annotated[str, Field(pattern=INCLUDE_PATTERN)]] = Field(
+        [], description="other terms, as 'lexicon/term', whose phrases count as this term's (with their own "
+                        "options): the company's names kept in one file and used by the greeting")
     gap: int = Field(0, ge=0, le=10, description="other words allowed between two words of a phrase")
     exact: bool = Field(False, description="match the word forms as written, not every form of their lemmas")
+    fuzzy: Fuzzy | None = Field(None, description=FUZZY_HELP + ". Default: the lexicon's.")
     within: Window | None = None
     speaker: Scope | None = Field(None, description="who must say it; default: the lexicon's speaker")
     role_cue: float | None = Field(None, ge=0, le=5, description=ROLE_CUE_HELP + " Default: the lexicon's.")
@@ -112,7 +133,22 @@ class LexiconFile(_Strict):
     speaker: Scope = Field("any", description="who must say the terms: manager, client or any")
     within: Window | None = Field(None, description="default time window of the terms")
     role_cue: float = Field(0, ge=0, le=5, description=ROLE_CUE_HELP + " Default 0: not a cue.")
+    fuzzy: Fuzzy = Field(False, description=FUZZY_HELP + ". Default false: words match as written or by lemma.")
     terms: list[Term] = Field(min_length=1)
 
     def role_cue_of(self, term: Term) -> float:
         return self.role_cue if term.role_cue is None else term.role_cue
+
+
+def fuzzy_threshold(*options: Fuzzy | None) -> float | None:
+    """The least word similarity of a fuzzy match, from the most specific option given (phrase, term, lexicon),
+    or None where matching is exact."""
+    from pipeline.lexicon.fuzzy import DEFAULT_SIMILARITY
+
+    for option in options:
+        if option is None:
+            continue
+        if option is True:
+            return DEFAULT_SIMILARITY
+        return None if option is False else float(option)
+    return None

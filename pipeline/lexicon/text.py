@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 from num2words import num2words
 
-__all__ = ["Token", "cache_statistics", "lemma", "lemmas", "normalise_words", "tokenize", "warm_up",
-           "warm_up_in_background"]
+__all__ = ["Token", "cache_statistics", "is_known_word", "lemma", "lemmas", "normalise_words", "part_of_speech",
+           "tokenize",
+           "warm_up", "warm_up_in_background"]
 
 
 class Token(NamedTuple):
@@ -130,6 +131,17 @@ def _surfaces(text: str) -> tuple[str, ...]:
 def lemma(word: str) -> str:
     """The dictionary form of a lower-case word (pymorphy3's most likely parse), ё as е."""
     return _morph().parse(word)[0].normal_form.replace("ё", "е")
+
+
+@functools.lru_cache(maxsize=200_000)
+def is_known_word(word: str) -> bool:
+    """Whether a lower-case word is in pymorphy3's dictionary (a word the recogniser made up is not)."""
+    return bool(_morph().word_is_known(word))
+
+
+def part_of_speech(word: str) -> str | None:
+    """pymorphy3's part of speech of a lower-case word in its most likely reading ("PREP", "VERB", ...)."""
+    return _morph().parse(word)[0].tag.POS
 
 
 @functools.lru_cache(maxsize=100_000)

@@ -50,8 +50,9 @@ def render_comment(result: CallResult, *, protect_personal_data: bool = True) ->
     for group in score.groups:
         if group.grade is not None:
             lines.append(f"{group.title}: {group.grade} из 5")
-    met = [c for c in score.criteria if c.applicable and c.passed]
-    missed = [c for c in score.criteria if c.applicable and not c.passed]
+    met = [c for c in score.criteria if c.verdict == "met"]
+    missed = [c for c in score.criteria if c.verdict == "not_met"]
+    uncertain = [c for c in score.criteria if c.verdict == "uncertain"]
     if missed:
         lines += ["", "[B]Что улучшить:[/B]"]
         for criterion in missed:
@@ -61,6 +62,13 @@ def render_comment(result: CallResult, *, protect_personal_data: bool = True) ->
                                    for e in criterion.evidence[:MAX_EVIDENCE])
             lines.append(f"✘ {criterion.title}" + (f" — {redact(detail) if protect_personal_data else detail}"
                                                    if detail else ""))
+    if uncertain:
+        # Not a ✘: the words were nearly heard; a person should listen before anyone is told off.
+        lines += ["", "[B]Не удалось надёжно распознать (проверьте по записи):[/B]"]
+        for criterion in uncertain:
+            quotes = "; ".join(_quote(e.start, e.role, e.text, protect_personal_data)
+                               for e in criterion.evidence[:MAX_EVIDENCE])
+            lines.append(f"? {criterion.title}" + (f" — похоже: {quotes}" if quotes else ""))
     if met:
         lines += ["", "[B]Выполнено:[/B]"]
         for criterion in met:

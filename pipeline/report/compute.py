@@ -84,12 +84,15 @@ def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: d
     groups: dict[str, list[float]] = defaultdict(list)
     applies: dict[str, list[bool]] = defaultdict(list)
     daily: dict[str, list[float]] = defaultdict(list)
+    uncertain = 0
     for result, score in scored:
         for group in score.groups:
             if group.total is not None:
                 groups[group.id].append(group.total)
         for criterion in score.criteria:
-            if criterion.applicable:
+            if criterion.verdict == "uncertain":
+                uncertain += 1
+            elif criterion.applicable:
                 applies[criterion.id].append(criterion.passed)
         daily[call_time(result).date().isoformat()].append(score.total)
     metrics = [result.metrics for result in calls]
@@ -104,6 +107,7 @@ def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: d
         average_check=_mean(deal.amount for deal in won.values()),
         repeat_purchases=sum(deal.repeat_customer for deal in won.values()),
         positive_feedback=sum(_positive(result) for result in calls),
+        uncertain_verdicts=uncertain,
         average_score=_mean(score.total for _, score in scored),
         group_totals={group: _mean(values) for group, values in groups.items()},
         talk_ratio=_mean(m.talk_ratio_manager for m in metrics),
@@ -183,7 +187,7 @@ def _review(calls: Sequence[CallResult], options: ReportOptions) -> list[ReviewC
             call_id=result.call_id, started_at=call_time(result).isoformat(timespec="minutes"),
             manager=manager_of(result)[1], score=score.total, grade=score.grade,
             auto_failed=list(score.auto_failed),
-            failed=[c.title for c in score.criteria if c.applicable and not c.passed],
+            failed=[c.title for c in score.criteria if c.verdict == "not_met"],
             deal_id=deal_id,
             deal_url=options.deal_url.format(deal_id=deal_id) if options.deal_url and deal_id else None))
     return review

@@ -121,6 +121,8 @@ class ManagerStats(BaseModel):
     interruptions: float | None
     questions: float | None
     criterion_pass_pct: dict[str, float | None]
+    # Verdicts "не удалось надёжно распознать" over the period's calls: neither met nor failed, counted apart.
+    uncertain_verdicts: int = 0
     ratings: dict[str, int | None]
     daily_scores: dict[str, float]  # ISO date -> mean score that day
 

@@ -49,6 +49,8 @@ def _columns(report: Report) -> list[Column]:
                note="в среднем на звонок"),
         Column("interruptions", "Перебивания", None, 1, higher_is_better=False, note="в среднем на звонок"),
         Column("questions", "Вопросы", None, 1, note="в среднем на звонок"),
+        Column("uncertain_verdicts", "Не распознано надёжно", None, 0, higher_is_better=False,
+               note="критериев за период: не выполнено и не нарушено, проверьте по записи"),
     ]
     return columns
 

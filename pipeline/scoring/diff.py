@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from pipeline.errors import CallError
-from pipeline.schema import CallResult, Hit
+from pipeline.schema import CallResult, Hit, Verdict
 
 __all__ = ["ResultDiff", "diff_results", "expand_result_paths", "read_result"]
 
@@ -57,7 +57,7 @@ class ResultDiff:
     total_after: float | None
     grade_before: int | None
     grade_after: int | None
-    flipped: list[tuple[str, bool | None, bool | None]]  # criterion id, passed before, passed after
+    flipped: list[tuple[str, Verdict | None, Verdict | None]]  # criterion id, verdict before, verdict after
 
     @property
     def changed(self) -> bool:
@@ -67,8 +67,8 @@ class ResultDiff:
 def diff_results(before: CallResult, after: CallResult) -> ResultDiff:
     old = {_key(hit): hit for hit in before.hits}
     new = {_key(hit): hit for hit in after.hits}
-    criteria_before = {c.id: c.passed for c in before.score.criteria} if before.score else {}
-    criteria_after = {c.id: c.passed for c in after.score.criteria} if after.score else {}
+    criteria_before = {c.id: c.verdict for c in before.score.criteria} if before.score else {}
+    criteria_after = {c.id: c.verdict for c in after.score.criteria} if after.score else {}
     flipped = [(cid, criteria_before.get(cid), criteria_after.get(cid))
                for cid in dict.fromkeys([*criteria_before, *criteria_after])
                if criteria_before.get(cid) != criteria_after.get(cid)]

@@ -7,7 +7,7 @@ stored history in seconds. Texts a manager reads (expectations, notes) are Russi
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,9 @@ class CallFacts:
     metrics: Metrics
     duration_s: float
     direction: str | None
+    # A selector -> what nearly matched it among the words it looks at (Matcher.near_misses); None: no uncertain
+    # verdicts.
+    near_misses: Callable[[Selector], list[Hit]] | None = None
 
     @functools.cached_property
     def hits_by_lexicon(self) -> dict[str, list[Hit]]:
@@ -118,7 +121,8 @@ class Scorecard:
         applicable = [r for r in results if r.applicable]
         maximum = sum(r.max_points for r in applicable)
         total = round(100.0 * sum(r.points for r in applicable) / maximum, 1) if maximum else 0.0
-        auto_failed = [c.id for c, r in zip(self.definition.criteria, results) if c.auto_fail and not r.passed]
+        auto_failed = [c.id for c, r in zip(self.definition.criteria, results)
+                       if c.auto_fail and r.verdict == "not_met"]
         if auto_failed:
             total = 0.0
         groups = []
@@ -137,7 +141,8 @@ class Scorecard:
         if criterion.direction and criterion.direction != facts.direction:
             note = ("направление звонка неизвестно" if facts.direction is None
                     else f"только для {'входящих' if criterion.direction == 'in' else 'исходящих'} звонков")
-            return CriterionResult(**common, passed=True, points=0, max_points=0, applicable=False, note=note)
+            return CriterionResult(**common, passed=True, points=0, max_points=0, applicable=False, note=note,
+                                   verdict="not_applicable")
         if isinstance(criterion, MetricCriterion):
             return self._metric(criterion, facts, common)
         if isinstance(criterion, ForbiddenCriterion):
@@ -193,6 +198,8 @@ class Scorecard:
                                    evidence=_evidence(evidence), note=note,
                                    expected=None if passed else expected)
         passed = len(found) >= criterion.min_count
+        if not passed and (doubts := self._doubts(criterion.require, facts)):
+            return self._uncertain(criterion, doubts, expected, common)
         evidence = list(found)
         note = None
         if passed and criterion.after is not None:
@@ -206,11 +213,35 @@ class Scorecard:
                                evidence=_evidence(evidence), note=note, expected=None if passed else expected)
 
 
-def _select(facts: CallFacts, selector: Selector) -> list[Hit]:
-    return [hit for hit in facts.hits_by_lexicon.get(selector.lexicon, ())
+    @staticmethod
+    def _doubts(selector: Selector, facts: CallFacts) -> list[tuple[Evidence, str]]:
+        """Where a required phrase may have been said and not recognised (Matcher.near_misses), each with why."""
+        if facts.near_misses is None:
+            return []
+        return [(Evidence(start=hit.start, end=hit.end, role=hit.role, text=hit.text), f"похоже на «{hit.phrase}»")
+                for hit in _selected(facts.near_misses(selector), selector, facts.duration_s)]
+
+    def _uncertain(self, criterion: RequiredCriterion, doubts: list[tuple[Evidence, str]], expected: str,
+                   common: dict) -> CriterionResult:
+        """A required criterion not met where its words may have been said and not recognised: "не удалось
+        надёжно распознать", left out of the total unless the scorecard counts it as not met."""
+        counted = self.definition.uncertain_counts_as_not_met
+        note = "не удалось надёжно распознать: " + "; ".join(
+            f"{call_time(evidence.start)} «{evidence.text}» ({reason})" for evidence, reason in doubts[:2])
+        return CriterionResult(**common, passed=False, points=0, max_points=criterion.weight if counted else 0,
+                               applicable=counted, evidence=[evidence for evidence, _ in doubts[:MAX_EVIDENCE]],
+                               note=note, expected=expected, verdict="uncertain")
+
+
+def _selected(hits: Sequence[Hit], selector: Selector, duration_s: float) -> list[Hit]:
+    return [hit for hit in hits
             if (selector.term is None or hit.term == selector.term)
             and (selector.role == "any" or hit.role == selector.role)
-            and (selector.within is None or selector.within.contains(hit.start, hit.end, facts.duration_s))]
+            and (selector.within is None or selector.within.contains(hit.start, hit.end, duration_s))]
+
+
+def _select(facts: CallFacts, selector: Selector) -> list[Hit]:
+    return _selected(facts.hits_by_lexicon.get(selector.lexicon, ()), selector, facts.duration_s)
 
 
 def _answer(trigger: Hit, answers: list[Hit], turns: Sequence[Turn], role: str, within_turns: int | None) -> Hit | None:

@@ -103,6 +103,10 @@ class ScorecardFile(_Strict):
     groups: dict[str, str] = Field({}, description="group id -> title (Russian), e.g. the rows of the managers' "
                                                    "evaluation table")
     criteria: list[Criterion] = Field(min_length=1)
+    uncertain_counts_as_not_met: bool = Field(
+        False, description="an uncertain verdict (what the criterion needs was nearly heard, not recognised "
+                           "reliably) counts as not met in the total; default false: it is left out, like a "
+                           "criterion that does not apply")
 
     @model_validator(mode="after")
     def _consistent(self) -> ScorecardFile:

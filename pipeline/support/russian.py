@@ -3,9 +3,11 @@ role names, times in the call, and numbers with the right word form. One home, s
 
 from __future__ import annotations
 
-__all__ = ["ROLE_RU", "call_time", "call_time_tenths", "plural", "times"]
+__all__ = ["ROLE_RU", "VERDICT_RU", "call_time", "call_time_tenths", "plural", "times"]
 
 ROLE_RU = {"manager": "менеджер", "client": "клиент", "any": "любая сторона", "unknown": "не определено"}
+VERDICT_RU = {"met": "выполнен", "not_met": "не выполнен", "uncertain": "не удалось надёжно распознать",
+              "not_applicable": "не применим"}
 
 
 def call_time(seconds: float) -> str:
