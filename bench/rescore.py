@@ -6,7 +6,8 @@ end, words and the legs' activity), then derives each call's result with the shi
 quality, hits and score, serialise the result (writing the file is left out: that is the disk's speed). Pinned
 to one CPU core. Two runs in one process: cold (the per-word-form lemma and token caches emptied before every
 call, as if each call were the first) as the baseline, and warm (caches kept, as in a real batch of calls).
-Also prints where a warm call's time goes.
+Also prints where a warm call's time goes, and the warm rate with every lexicon's `fuzzy` option off against the
+shipped lexicons (fuzzy terms and uncertain verdicts on), interleaved twice (issue 13: at most 20 % slower).
 
     .venv/bin/python bench/rescore.py [--calls 300]
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.verdicts import without_fuzzy  # noqa: E402
 from pipeline.analyze import CallAnalyzer  # noqa: E402
 from pipeline.derive import DeriveSetup, derive  # noqa: E402
 from pipeline.lexicon import text  # noqa: E402
@@ -107,6 +109,12 @@ def main() -> int:
         warm_s, warm_words = rescore_all(paths, setup, cold=False)
         statistics = text.cache_statistics()
         stages = stage_times(paths[:100], setup)
+        exact = without_fuzzy(setup)
+        rates: dict[str, list[float]] = {"exact": [], "fuzzy": []}
+        for _ in range(2):
+            for name, variant in (("exact", exact), ("fuzzy", setup)):
+                seconds, _ = rescore_all(paths, variant, cold=False)
+                rates[name].append(len(paths) / seconds)
     per_call = warm_words / len(paths)
     print(f"{len(paths)} stored transcripts of {FIVE_MINUTES_S / 60:.0f}-minute calls ({per_call:.0f} words each), "
           f"{len(setup.lexicons.lexicons)} lexicons, scorecard {setup.scorecard.id}, one core")
@@ -114,6 +122,8 @@ def main() -> int:
     print(f"  warm caches: {len(paths) / warm_s:7.1f} calls/s  ({warm_words / warm_s:9.0f} words/s)")
     print(f"  ratio warm / cold: {(len(paths) / warm_s) / (cold_calls / cold_s):.1f}")
     print("  per call (warm): " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in stages.items()))
+    print(f"  fuzzy off {max(rates['exact']):.1f} calls/s, shipped (fuzzy on) {max(rates['fuzzy']):.1f} calls/s "
+          f"(best of 2 each, interleaved): {max(rates['fuzzy']) / max(rates['exact']):.2f}x")
     print(f"  lemma cache (per recognised word text): hit rate {statistics['tokens_hit_rate']:.4f}, "
           f"{statistics['tokens_cached']} distinct word texts, {statistics['lemmas_cached']} word forms analysed "
           f"by pymorphy3")

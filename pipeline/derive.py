@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from pydantic import TypeAdapter
 
 from pipeline.lexicon import DEFAULT_LEXICONS, LexiconSet, load_lexicons
+from pipeline.lexicon.matcher import NEAR_MISS_MAX_PROB
 from pipeline.metrics import MetricsOptions, compute_metrics, talk_by_speaker
 from pipeline.quality import QualityOptions, assess_quality
 from pipeline.roles import RoleOptions, roles_from_channel_map, roles_of_mono_call, unknown_roles_warning
@@ -156,6 +157,8 @@ def _near_misses(lexicons: LexiconSet, words: list[Word], turns: list[Turn],
     def near(selector: Selector) -> list[Hit]:
         looked_at = [word for word in words if (selector.role == "any" or word.role == selector.role)
                      and (selector.within is None or selector.within.contains(word.start, word.end, duration_s))]
+        if all(word.prob >= NEAR_MISS_MAX_PROB for word in looked_at):
+            return []  # every near miss holds a word the recogniser doubted
         return lexicons.matcher.near_misses(looked_at, turns, duration_s, selector.lexicon, selector.term)
 
     return near

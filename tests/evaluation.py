@@ -139,12 +139,13 @@ class VerdictComparison:
     score_errors: list[float] = field(default_factory=list)
 
     def add(self, call_id: str, script: CallResult, audio: CallResult) -> None:
-        assert script.score is not None and audio.score is not None, call_id
-        heard = {criterion.id: criterion for criterion in audio.score.criteria}
+        """One call's verdicts; a call the audio gives no score (roles unknown) disagrees on every criterion."""
+        assert script.score is not None, call_id
+        heard = {criterion.id: verdict_of(criterion) for criterion in (audio.score.criteria if audio.score else ())}
         for criterion in script.score.criteria:
             if criterion.kind in ("required", "forbidden"):
-                self.rows.append((call_id, criterion.id, verdict_of(criterion), verdict_of(heard[criterion.id])))
-        self.score_errors.append(abs(script.score.total - audio.score.total))
+                self.rows.append((call_id, criterion.id, verdict_of(criterion), heard.get(criterion.id, "no_score")))
+        self.score_errors.append(abs(script.score.total - (audio.score.total if audio.score else 0.0)))
 
     def _share(self, rows: list[tuple[str, str, str, str]], test) -> float:
         return sum(1 for row in rows if test(row)) / len(rows) if rows else 0.0
