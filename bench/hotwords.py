@@ -1,7 +1,8 @@
-"""Does biasing Whisper towards the lexicons' phrases (faster-whisper `hotwords`) help? Both ways in one run.
+"""Does biasing Whisper towards the lexicons' phrases (faster-whisper `hotwords`) help? Three ways in one run.
 
 On every stereo sample call: lexicon recall and precision against the hits found in the script itself (what a
-perfect transcript would give), and the lemma WER of the transcript, without and with `lexicon_hotwords`.
+perfect transcript would give), and the lemma WER of the transcript: without hotwords, with the company's own
+names only (company.yaml, `asr.hotwords`), and with every lexicon's phrases (`lexicon_hotwords`).
 
     .venv/bin/python bench/hotwords.py
 """
@@ -28,9 +29,13 @@ def same_hit(truth: Hit, found: Hit, slack_s: float = 1.0) -> bool:
             and truth.start - slack_s < found.end and found.start - slack_s < truth.end)
 
 
-def measure(hotwords: bool, setup: DeriveSetup, asr_model=None) -> dict:
-    analyzer = CallAnalyzer(load_settings(device="cpu", lexicon_hotwords=hotwords), setup=setup,
-                            asr_model=asr_model)
+def measure(hotwords: bool | str, setup: DeriveSetup, asr_model=None) -> dict:
+    """`hotwords`: True for every lexicon's phrases, a string for exactly these words, False for none."""
+    if isinstance(hotwords, str):
+        settings = load_settings(device="cpu", asr={"hotwords": hotwords})
+    else:
+        settings = load_settings(device="cpu", lexicon_hotwords=hotwords)
+    analyzer = CallAnalyzer(settings, setup=setup, asr_model=asr_model)
     recalled = truth_total = right = found_total = 0
     references, hypotheses = [], []
     started = time.perf_counter()
@@ -51,11 +56,15 @@ def measure(hotwords: bool, setup: DeriveSetup, asr_model=None) -> dict:
 
 def main() -> int:
     setup = DeriveSetup.load()
+    company = setup.lexicons.lexicons["company"]
+    names = ", ".join(str(phrase) for term in company.terms for phrase in term.phrases)
     without = measure(False, setup)
+    with_names = measure(names, setup, without["asr_model"])
     with_hotwords = measure(True, setup, without["asr_model"])
     print(f"{len(SAMPLE_CALLS)} stereo sample calls, {without['truth']} lexicon hits in their scripts; "
-          f"hotwords prompt: {len(setup.lexicons.hotwords())} characters")
-    for name, figures in (("without hotwords", without), ("with hotwords", with_hotwords)):
+          f"hotwords prompt: {len(setup.lexicons.hotwords())} characters; company names: {names}")
+    for name, figures in (("without hotwords", without), ("company names", with_names),
+                          ("every lexicon", with_hotwords)):
         print(f"  {name:17} recall {figures['recall']:.3f}  precision {figures['precision']:.3f}  "
               f"lemma WER {figures['wer']:.3f}  {figures['seconds']:.1f} s")
     return 0

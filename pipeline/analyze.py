@@ -112,7 +112,8 @@ class CallAnalyzer:
             settings: all options.
             asr_model: an already loaded model (default: load `settings.model`).
             setup: what `analyze` derives results with (default: no lexicons, no scorecard, `settings`'
-                options). Its lexicons' phrases also bias recognition when `settings.lexicon_hotwords` is on.
+                options). The phrases of its lexicons named in `settings.hotword_lexicons` (the company's names)
+                bias recognition, every lexicon's when `settings.lexicon_hotwords` is on.
             concurrent_calls: how many threads may transcribe with this model at once (a GPU batch worker).
             clock: the time a transcript is stamped with.
 
@@ -124,8 +125,12 @@ class CallAnalyzer:
         self.clock = clock
         self.asr_options = settings.asr
         lexicons = self.setup.lexicons
-        if lexicons and settings.lexicon_hotwords and not settings.asr.hotwords:
-            self.asr_options = settings.asr.model_copy(update={"hotwords": lexicons.hotwords()})
+        if lexicons and not settings.asr.hotwords:
+            # The company's own names help whisper-base spell them (bench/README.md, hotwords.py), where the
+            # settings name the company lexicon; every lexicon's phrases on request.
+            prompt = lexicons.hotwords(lexicons=None if settings.lexicon_hotwords else settings.hotword_lexicons)
+            if prompt:
+                self.asr_options = settings.asr.model_copy(update={"hotwords": prompt})
         if asr_model is None:
             resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
             asr_model = load_asr(resolved.name, str(resolved.path), resolved.sha256, settings.device,

@@ -70,8 +70,11 @@ class Settings(BaseSettings):
         turn_max_pause_s: a pause longer than this inside one speaker's speech starts a new turn.
         lexicons: the lexicon folder (default: the shipped lexicons/).
         scorecard: the scorecard file (default: lexicons/scorecards/sales.yaml).
-        lexicon_hotwords: bias ASR towards the lexicons' phrases (faster-whisper hotwords); off by default, see
+        lexicon_hotwords: bias ASR towards every lexicon's phrases (faster-whisper hotwords); off by default, see
             bench/README.md for what it does to recall and errors.
+        hotword_lexicons: the lexicons whose phrases bias ASR when `lexicon_hotwords` is off; ["company"] once
+            company.yaml holds your company's names, which whisper-base otherwise misspells (off by default: the
+            shipped sample names disturb recognition of other companies' calls; bench/README.md).
         s3: S3 endpoint and credentials (secrets: use CALLQA_S3__ACCESS_KEY_ID / CALLQA_S3__SECRET_ACCESS_KEY).
         run: the nightly run's source, store and cluster.
         report: the supervisor's report: bands of the 1-5 ratings, the success criterion, the deal link.
@@ -96,6 +99,7 @@ class Settings(BaseSettings):
     lexicons: Path | None = None
     scorecard: Path | None = None
     lexicon_hotwords: bool = False
+    hotword_lexicons: list[str] = []
     s3: S3Settings = S3Settings()
     run: RunOptions = RunOptions()
     report: ReportOptions = ReportOptions()

@@ -128,7 +128,7 @@ def test_short_blocks_keep_the_words_and_their_times(analyzer) -> None:
     call = SAMPLE_CALLS[-1]
     whole = analyzer.analyze(call.stereo, manager_channel=call.manager_channel)
     blocked_settings = analyzer.settings.model_copy(update={"block_s": 20.0})
-    blocked = CallAnalyzer(blocked_settings, asr_model=analyzer.asr_model).analyze(
+    blocked = CallAnalyzer(blocked_settings, asr_model=analyzer.asr_model, setup=analyzer.setup).analyze(
         call.stereo, manager_channel=call.manager_channel)
     assert abs(len(blocked.words) - len(whole.words)) <= 0.1 * len(whole.words)
     # 20 s blocks cut Whisper's context 30 times shorter than the default, and cut words at the block edges:

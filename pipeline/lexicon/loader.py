@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,13 +54,16 @@ class LexiconSet:
                     cues[(lexicon_id, term.id)] = (scope, weight)
         return cues
 
-    def hotwords(self, max_chars: int = 400) -> str:
-        """The lexicons' phrases as a faster-whisper `hotwords` prompt (wildcards cut to their stem).
+    def hotwords(self, max_chars: int = 400, lexicons: Collection[str] | None = None) -> str:
+        """The lexicons' phrases as a faster-whisper `hotwords` prompt (wildcards cut to their stem): of every
+        lexicon, or of those named in `lexicons` that the set has.
 
         Whisper's prompt holds about 220 tokens, so the list is cut at `max_chars`, in file order.
         """
         phrases: list[str] = []
-        for lexicon in self.lexicons.values():
+        for lexicon_id, lexicon in self.lexicons.items():
+            if lexicons is not None and lexicon_id not in lexicons:
+                continue
             for term in lexicon.terms:
                 for phrase in term.phrases:
                     text = (phrase if isinstance(phrase, str) else phrase.text).replace("*", "")

@@ -212,7 +212,6 @@ class Scorecard:
         return CriterionResult(**common, passed=passed, points=weight if passed else 0, max_points=weight,
                                evidence=_evidence(evidence), note=note, expected=None if passed else expected)
 
-
     @staticmethod
     def _doubts(selector: Selector, facts: CallFacts) -> list[tuple[Evidence, str]]:
         """Where a required phrase may have been said and not recognised (Matcher.near_misses), each with why."""
