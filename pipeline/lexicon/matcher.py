@@ -371,6 +371,14 @@ class Matcher:
         self._build(patterns)
         self._near_miss_matchers: dict[tuple[str, str], Matcher] = {}
 
+    def _of_patterns(self, patterns: list[Pattern]) -> Matcher:
+        """A matcher of these patterns only, over this one's terms (their scopes and windows)."""
+        other = Matcher.__new__(Matcher)
+        other.terms = self.terms
+        other._near_miss_matchers = {}
+        other._build(patterns)
+        return other
+
     def _build(self, patterns: list[Pattern]) -> None:
         self.patterns = patterns
         self._by_lemma: dict[str, list[Pattern]] = {}
@@ -400,11 +408,9 @@ class Matcher:
         key = (lexicon, term or "")
         near = self._near_miss_matchers.get(key)
         if near is None:
-            near = self._near_miss_matchers[key] = Matcher.__new__(Matcher)
-            near.terms = self.terms
-            near._near_miss_matchers = {}
-            near._build([dataclasses.replace(p, fuzzy=(p.fuzzy or DEFAULT_SIMILARITY) - NEAR_MISS_MARGIN)
-                         for p in self.patterns if p.lexicon == lexicon and (term is None or p.term == term)])
+            near = self._near_miss_matchers[key] = self._of_patterns(
+                [dataclasses.replace(p, fuzzy=(p.fuzzy or DEFAULT_SIMILARITY) - NEAR_MISS_MARGIN)
+                 for p in self.patterns if p.lexicon == lexicon and (term is None or p.term == term)])
         found = [hit for hit in near.find_hits(words, turns, duration_s) if hit.match == "fuzzy"
                  and any(word.prob < NEAR_MISS_MAX_PROB for word in words
                          if word.role == hit.role and hit.start <= word.start and word.end <= hit.end)]
