@@ -243,19 +243,6 @@ def _fuzzy_walk(pattern: Pattern, tokens: list[Token], first: int, end: int) -> 
     a gap), or None: the match whose least word similarity is highest, then the shortest. A match that needed
     no tolerance at all comes back as an exact one (similarity 1.0, nothing missing)."""
     tests, threshold = pattern.tests, pattern.fuzzy or 1.0
-    if len(tests) == 1:  # most fuzzy walks: one word, heard as one word or as two
-        test, token = tests[0], tokens[first]
-        single = _closeness(test, token)
-        joined = 0.0
-        if first + 1 < end and test.kind != "prefix":
-            pair = (token.surface, tokens[first + 1].surface)
-            heard = "".join(pair).replace("-", "")
-            joined = max(similarity_rejoined(heard, test.written, pair), similarity_rejoined(heard, test.value, pair))
-        if max(single, joined) < threshold:
-            return None
-        if single >= joined:
-            return _Match(first, first, pattern.phrase, round(single, 3), None, fuzzy=not test.matches(token))
-        return _Match(first, first + 1, pattern.phrase, round(joined, 3), None, fuzzy=True)
     # An option: (least similarity, exact throughout, -last token, last token, missing word)
     Option = tuple[float, bool, int, int, str | None]
 
