@@ -242,15 +242,52 @@ def _output_layout(info: AudioInfo) -> str:
 
 def _quietest_cut(samples: np.ndarray, search_from: int) -> int:
     """Index, a multiple of FRAME_SAMPLES, of the quietest 200 ms after `search_from` (where to end a block)."""
-    mix = samples.mean(axis=0)
-    n_frames = (len(mix) - search_from) // FRAME_SAMPLES
+    n_frames = (samples.shape[1] - search_from) // FRAME_SAMPLES
     if n_frames <= 20:
-        return (len(mix) // FRAME_SAMPLES) * FRAME_SAMPLES
+        return (samples.shape[1] // FRAME_SAMPLES) * FRAME_SAMPLES
     start = search_from - search_from % FRAME_SAMPLES
-    frames = mix[start : start + n_frames * FRAME_SAMPLES].reshape(n_frames, FRAME_SAMPLES)
-    power = (frames**2).mean(axis=1)
+    # Only the searched stretch is mixed: a mix of the whole block would cost another 40 MB per 10 minutes.
+    mix = samples[:, start : start + n_frames * FRAME_SAMPLES].mean(axis=0)
+    power = (mix.reshape(n_frames, FRAME_SAMPLES) ** 2).mean(axis=1)
     smoothed = np.convolve(power, np.ones(20) / 20, mode="same")
     return start + int(np.argmin(smoothed[10:-10]) + 10) * FRAME_SAMPLES
+
+
+class _BlockBuffer:
+    """One block's samples, filled in place as the decoder hands out frames.
+
+    Frames are copied straight into one array of the block's final size, so a block's audio is never held twice
+    (a list of frames and their concatenation were 150 MB at once for 10 minutes of stereo). The array is sized
+    from what the header says is left of the recording, so a short file does not reserve a whole block; a header
+    that says too little makes it grow.
+    """
+
+    def __init__(self, channels: int, capacity: int, expected: int | None, head: np.ndarray | None) -> None:
+        self.capacity = capacity
+        size = max(head.shape[1] if head is not None else 0, min(capacity, capacity if expected is None else expected))
+        self.samples = np.empty((channels, size), np.float32)
+        self.filled = 0
+        if head is not None:
+            self._put(head)
+
+    @property
+    def full(self) -> bool:
+        return self.filled == self.capacity
+
+    def _put(self, array: np.ndarray) -> None:
+        self.samples[:, self.filled : self.filled + array.shape[1]] = array
+        self.filled += array.shape[1]
+
+    def add(self, array: np.ndarray) -> np.ndarray:
+        """Take as much of `array` as fits; return the rest."""
+        room = self.capacity - self.filled
+        if self.filled + min(room, array.shape[1]) > self.samples.shape[1]:  # the header said too little
+            grown = np.empty((self.samples.shape[0], min(self.capacity, 2 * self.samples.shape[1] + array.shape[1])),
+                             np.float32)
+            grown[:, : self.filled] = self.samples[:, : self.filled]
+            self.samples = grown
+        self._put(array[:, :room])
+        return array[:, room:]
 
 
 def iter_blocks(info: AudioInfo, *, block_s: float = 600.0, cut_search_s: float = 15.0) -> Iterator[AudioBlock]:
@@ -258,15 +295,21 @@ def iter_blocks(info: AudioInfo, *, block_s: float = 600.0, cut_search_s: float 
     their last `cut_search_s` seconds so that words are not split between blocks. Damaged stretches come as
     silence, each named in its block's `gaps`.
 
+    Memory: one block's samples (77 MB for 10 minutes of stereo at 16 kHz) and the few seconds carried over the
+    cut; the caller drops each block before asking for the next.
+
     Raises:
         AudioError: nothing decodes, or the stream is shorter than its header says.
     """
     block_samples = int(block_s * SAMPLE_RATE_HZ)
     search_samples = int(min(cut_search_s, block_s / 2) * SAMPLE_RATE_HZ)
-    pending: list[np.ndarray] = []
-    pending_samples = 0
+    capacity = block_samples + search_samples
+    # What the header says is left, and a second of slack: a short recording does not reserve a whole block.
+    declared = int(info.declared_duration_s * SAMPLE_RATE_HZ) + SAMPLE_RATE_HZ if info.declared_duration_s else None
     start_sample = 0
     gaps: list[AudioGap] = []
+    buffer: _BlockBuffer | None = None
+    carried: np.ndarray | None = None  # decoded after the last cut, waiting for the next block
 
     def block(samples: np.ndarray) -> AudioBlock:
         start_s, end_s = start_sample / SAMPLE_RATE_HZ, (start_sample + samples.shape[1]) / SAMPLE_RATE_HZ
@@ -276,20 +319,23 @@ def iter_blocks(info: AudioInfo, *, block_s: float = 600.0, cut_search_s: float 
     for array, gap in _decode_frames(info, _output_layout(info)):
         if gap is not None:
             gaps.append(gap)
-        pending.append(array)
-        pending_samples += array.shape[1]
-        while pending_samples >= block_samples + search_samples:
-            buffer = np.concatenate(pending, axis=1)
-            # The decoded frames now live in `buffer`: let them go before the block is analysed, not after,
-            # or a block's audio is held twice (150 MB for 10 minutes of stereo).
-            pending.clear()
-            cut = _quietest_cut(buffer[:, : block_samples + search_samples], block_samples - search_samples)
-            pending, pending_samples = [buffer[:, cut:].copy()], buffer.shape[1] - cut  # a copy: frees `buffer`
-            yield block(buffer[:, :cut])
-            del buffer  # the caller is done with the block: do not hold it while the next one is decoded
-            start_sample += cut
-    if pending_samples:
-        yield block(np.concatenate(pending, axis=1))
+        while array.shape[1]:
+            if buffer is None:
+                expected = declared - start_sample if declared is not None else None
+                buffer = _BlockBuffer(array.shape[0], capacity, expected, carried)
+                carried = None
+            array = buffer.add(array)
+            if buffer.full:
+                cut = _quietest_cut(buffer.samples, block_samples - search_samples)
+                carried = buffer.samples[:, cut:].copy()  # a copy, so the block's array can go with the block
+                samples, buffer = buffer.samples[:, :cut], None
+                yield block(samples)
+                del samples  # the caller is done with the block: do not hold it while the next one is decoded
+                start_sample += cut
+    if buffer is not None:
+        yield block(buffer.samples[:, : buffer.filled])
+    elif carried is not None and carried.shape[1]:
+        yield block(carried)
 
 
 def decode_all(path: str | Path) -> tuple[AudioInfo, np.ndarray]:
