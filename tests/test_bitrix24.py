@@ -147,18 +147,20 @@ def test_retries_through_503s_and_html_pages(tmp_path: Path) -> None:
 
 def test_a_method_blocked_for_its_operating_time_waits_until_the_reset(tmp_path: Path) -> None:
     portal = _portal(tmp_path, calls=1)
-    options = SandboxOptions(blocked_method="user.get", block_after_calls=2, block_s=120.0)
+    # 100 s a call against a 250 s limit: the third call crosses it and completes, the fourth is refused.
+    options = SandboxOptions(operating_cost_s={"user.get": 100.0}, operating_limit_s=250.0)
     waits: list[float] = []
     with serve(portal, options) as running:
         def sleep(seconds: float) -> None:  # the portal's clock moves on by what the client waits
             waits.append(seconds)
-            running.sandbox.blocked_until -= seconds
+            running.sandbox.advance(seconds)
 
         client = _client(running, sleep=sleep)
         for _ in range(4):
             assert client.result("user.get", {"FILTER": {"ID": ["12"]}})[0]["ID"] == "12"
     assert portal.rejected["operation_time_limit"] == 1
-    assert len(waits) == 1 and 110 < waits[0] <= 120  # until operating_reset_at, not a blind back-off
+    # until the last successful answer's operating_reset_at (ten minutes after the first call), not a blind back-off
+    assert len(waits) == 1 and 590 < waits[0] <= 600
 
 
 def _oauth(running, options: SandboxOptions, access: str, refresh: str, on_refresh=None) -> OAuthAuth:

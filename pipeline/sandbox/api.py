@@ -1,5 +1,6 @@
-"""The sandbox's REST behaviour: webhook and OAuth auth, the leaky bucket, the `time` block, paging, `batch`, the
-error envelopes, the methods callqa uses, and the faults tests ask for (`SandboxOptions`)."""
+"""The sandbox's REST behaviour: webhook and OAuth auth, scopes, the leaky bucket, the operating-time limit and the
+`time` block, paging, `batch` with `$result[...]` references, the error envelopes, the methods (CRM ones in
+`crm.py`), and the faults tests ask for (`SandboxOptions`)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.bitrix24.encoding import parse_php_query
+from pipeline.sandbox.crm import CrmMethods
+from pipeline.sandbox.methods import PortalMethods
+from pipeline.sandbox.operating import OperatingTime
 from pipeline.sandbox.portal import Portal, iso_msk
+from pipeline.sandbox.query import PAGE, ApiError, resolve_references
 
 __all__ = ["ApiError", "Sandbox", "SandboxOptions", "time_block"]
 
-PAGE = 50
-WRITE_METHODS = frozenset({"crm.timeline.comment.add", "crm.timeline.comment.update", "crm.timeline.comment.delete"})
-
-
-class ApiError(Exception):
-    def __init__(self, code: str, description: str, status: int = 400) -> None:
-        super().__init__(code)
-        self.code, self.description, self.status = code, description, status
+WRITE_METHODS = frozenset({"crm.timeline.comment.add", "crm.timeline.comment.update", "crm.timeline.comment.delete",
+                           "crm.item.update", "crm.deal.update", "crm.deal.userfield.add",
+                           "telephony.call.attachtranscription", "im.notify.system.add"})
+ALL_SCOPES = frozenset({"crm", "telephony", "disk", "user", "im", "user_brief"})
+# The scope each method family needs (api-reference/scopes/permissions.md); `profile`, `user.current` and `batch`
+# need none. user.get is allowed by any of user, user_brief, user_basic.
+_SCOPES = {"crm": {"crm"}, "voximplant": {"telephony"}, "telephony": {"telephony"}, "disk": {"disk"},
+           "im": {"im"}, "user": {"user", "user_brief", "user_basic"}}
 
 
 @dataclass
@@ -35,6 +40,8 @@ class SandboxOptions:
         token_ttl_requests: an access token also dies after this many requests (None: only `token_ttl_s` counts).
         bucket_capacity, drain_per_s: the leaky bucket per client address (50 and 2/s on ordinary plans).
         fail_rate: share of requests answered 503 QUERY_LIMIT_EXCEEDED whatever the bucket says.
+        fail_every: every n-th REST request is answered 503 QUERY_LIMIT_EXCEEDED (0: none): the same faults on
+            every run, however few requests a test makes.
         html_error_rate: share answered by a 502 HTML page (a proxy in trouble).
         unanswered_writes: this many writes are applied and then left without an answer until the sandbox stops
             (or `hang_s`, when set, has passed).
@@ -43,9 +50,15 @@ class SandboxOptions:
         html_recordings: recording file ids served as an HTML error page with status 200 (a portal in trouble).
         stalled_recordings: recording file ids whose download sends its headers and first bytes, then nothing
             more until the sandbox stops.
-        blocked_method, block_after_calls, block_s: once `blocked_method` has been called `block_after_calls`
-            times, it is blocked for `block_s` seconds: 429 OPERATION_TIME_LIMIT with `operating_reset_at` (the
-            portal's operating-time limit, reference 7.2). Once per sandbox.
+        error_after_writes: this many writes (a write method, or a batch holding one) are applied and then
+            answered 500 INTERNAL_SERVER_ERROR; `unexpected_answer_writes` the same with 500 ERROR_UNEXPECTED_ANSWER
+            (_includes/system-errors.md). Counted after `unanswered_writes`.
+        operating_cost_s, default_operating_cost_s: the simulated execution time each call of a method adds to
+            its operating time (limits.md: ten one-minute buckets per method and webhook/app);
+            `operating_limit_s`: above it, the method's next call answers 429 OPERATION_TIME_LIMIT until the
+            oldest bucket drops out (`operating_reset_at`). Tests move the portal's clock with `Sandbox.advance`.
+        webhook_admin: the webhook's user is a (CRM) administrator; crm.deal.userfield.add needs one.
+        scopes: the scopes granted to the webhook and the OAuth app; other methods answer 403 insufficient_scope.
     """
 
     webhook_user: int = 1
@@ -57,6 +70,7 @@ class SandboxOptions:
     bucket_capacity: int = 50
     drain_per_s: float = 2.0
     fail_rate: float = 0.0
+    fail_every: int = 0
     html_error_rate: float = 0.0
     unanswered_writes: int = 0
     hang_s: float | None = None
@@ -64,9 +78,13 @@ class SandboxOptions:
     locked_deals: set[str] = field(default_factory=set)
     html_recordings: set[str] = field(default_factory=set)
     stalled_recordings: set[str] = field(default_factory=set)
-    blocked_method: str | None = None
-    block_after_calls: int = 0
-    block_s: float = 5.0
+    error_after_writes: int = 0
+    unexpected_answer_writes: int = 0
+    operating_cost_s: dict[str, float] = field(default_factory=dict)
+    default_operating_cost_s: float = 0.002
+    operating_limit_s: float = 480.0
+    webhook_admin: bool = True
+    scopes: frozenset[str] = ALL_SCOPES
     seed: int = 7
 
 
@@ -85,36 +103,15 @@ class _Bucket:
             return level <= self.capacity
 
 
-def time_block(started: float) -> dict:
-    finished = time.time()
-    return {"start": started, "finish": finished, "duration": finished - started, "processing": finished - started,
-            "date_start": iso_msk(datetime.fromtimestamp(started, UTC)),
-            "date_finish": iso_msk(datetime.fromtimestamp(finished, UTC)),
-            "operating_reset_at": int(finished) + 600, "operating": 0}
-
-
-def _compare(value: Any, op: str, wanted: Any) -> bool:
-    if isinstance(wanted, list) and op in ("", "="):
-        return str(value) in {str(item) for item in wanted}
-    if value is None:
-        return op in ("!", "!=") and wanted not in (None, "")
-    try:
-        if isinstance(value, str) and "T" in value and isinstance(wanted, str) and "T" in wanted:
-            value, wanted = datetime.fromisoformat(value), datetime.fromisoformat(wanted)
-        elif isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-            value, wanted = float(value), float(wanted)
-    except (TypeError, ValueError):
-        value, wanted = str(value), str(wanted)
-    return {">=": value >= wanted, ">": value > wanted, "<=": value <= wanted, "<": value < wanted,
-            "!": value != wanted, "!=": value != wanted}.get(op, value == wanted)
-
-
-def _matches(row: dict, conditions: dict) -> bool:
-    for key, wanted in conditions.items():
-        op = next((prefix for prefix in (">=", "<=", "!=", ">", "<", "!", "=") if key.startswith(prefix)), "")
-        if not _compare(row.get(key[len(op):].upper()), op, wanted):
-            return False
-    return True
+def time_block(started: float, finished: float | None = None, operating: tuple[float, int] | None = None) -> dict:
+    """The `time` block (api-reference/data-types.md#time); `operating`: (seconds, reset timestamp) of the method."""
+    finished = time.time() if finished is None else finished
+    block = {"start": started, "finish": finished, "duration": finished - started, "processing": finished - started,
+             "date_start": iso_msk(datetime.fromtimestamp(started, UTC)),
+             "date_finish": iso_msk(datetime.fromtimestamp(finished, UTC))}
+    if operating is not None:
+        block["operating_reset_at"], block["operating"] = operating[1], operating[0]
+    return block
 
 
 @dataclass
@@ -123,21 +120,36 @@ class _Token:
     requests_left: int | None  # None: no limit
 
 
-class Sandbox:
-    """The API's behaviour: auth, limits, faults, and the methods."""
+class Sandbox(CrmMethods, PortalMethods):
+    """The API's behaviour: auth, scopes, limits, faults, and the methods."""
 
     def __init__(self, portal: Portal, options: SandboxOptions) -> None:
         self.portal, self.options = portal, options
         self.random = random.Random(options.seed)
+        self.rest_requests = 0  # REST requests that reached the sandbox (for `fail_every`)
         self.bucket = _Bucket(options.bucket_capacity, options.drain_per_s)
+        self.operating = OperatingTime(options.operating_limit_s)
+        self.clock_offset_s = 0.0  # the portal's clock runs this far ahead of the machine's (`advance`)
         self.tokens: dict[str, _Token] = {}
         self.stopping = threading.Event()  # releases the writes left hanging
         self.refresh_tokens: set[str] = set()
-        self.unanswered_left = options.unanswered_writes
-        self.blocked_method_calls = 0
-        self.blocked_until: float | None = None
+        self.write_faults = (["unanswered"] * options.unanswered_writes
+                             + ["INTERNAL_SERVER_ERROR"] * options.error_after_writes
+                             + ["ERROR_UNEXPECTED_ANSWER"] * options.unexpected_answer_writes)
         self.base_url = ""
         self.secret_salt = hashlib.sha256(options.webhook_secret.encode()).hexdigest()[:16]
+        # _m_crm_deal_get serves crm.deal.get (and, lower-cased, crm.deal.Get)
+        self.handlers = {name[3:].replace("_", "."): getattr(self, name) for name in dir(self)
+                         if name.startswith("_m_")}
+        self.portal.add_user(str(options.webhook_user), "Администратор Портала", admin=options.webhook_admin)
+
+    def now(self) -> float:
+        """The portal's clock (the operating-time window runs on it)."""
+        return time.time() + self.clock_offset_s
+
+    def advance(self, seconds: float) -> None:
+        """Move the portal's clock on, as if `seconds` had passed (a test's stand-in for sleeping)."""
+        self.clock_offset_s += seconds
 
     # --- auth -------------------------------------------------------------------------------------------
     @property
@@ -162,14 +174,16 @@ class Sandbox:
         access, refresh = self.issue_tokens()
         return 200, {"access_token": access, "refresh_token": refresh, "expires_in": int(self.options.token_ttl_s),
                      "expires": int(time.time() + self.options.token_ttl_s), "domain": "oauth.bitrix24.tech",
-                     "member_id": "sandbox", "scope": "crm,telephony,disk,user", "status": "L", "user_id": 1,
+                     "member_id": "sandbox", "scope": ",".join(sorted(self.options.scopes)), "status": "L",
+                     "user_id": self.options.webhook_user,
                      "client_endpoint": f"{self.base_url}/rest/", "server_endpoint": f"{self.base_url}/rest/"}
 
-    def check_auth(self, path_user: str | None, path_secret: str | None, params: dict) -> None:
+    def check_auth(self, path_user: str | None, path_secret: str | None, params: dict) -> str:
+        """Who calls: "webhook" or "oauth" (each has its own operating-time ledgers)."""
         if path_user is not None:
             if (path_user, path_secret) != (str(self.options.webhook_user), self.options.webhook_secret):
                 raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
-            return
+            return "webhook"
         auth = params.get("auth")
         token = self.tokens.get(auth) if auth is not None else None
         if token is None:
@@ -180,6 +194,15 @@ class Sandbox:
                 token.requests_left -= 1
         if expired:
             raise ApiError("expired_token", "The access token provided has expired.", 401)
+        return "oauth"
+
+    def check_scope(self, method: str) -> None:
+        needed = _SCOPES.get(method.split(".", 1)[0])
+        if method in ("user.current", "batch", "profile") or needed is None:
+            return
+        if not needed & self.options.scopes:
+            raise ApiError("insufficient_scope", "The request requires higher privileges than provided by the "
+                                                 "webhook token", 403)
 
     # --- downloads ------------------------------------------------------------------------------------------
     def download_token(self, file_id: str) -> str:
@@ -198,141 +221,55 @@ class Sandbox:
                 "text/html; charset=utf-8"
         return 200, self.portal.files[file_id], "audio/mpeg"
 
-    # --- methods ----------------------------------------------------------------------------------------------
+    # --- calling a method ---------------------------------------------------------------------------------------
+    def call(self, caller: str, method: str, params: dict) -> tuple[Any, dict, dict]:
+        """One method call as the portal runs it: scope, operating-time check, the method, its cost.
+        Returns (result, envelope extras like total/next, the `time` block)."""
+        started = time.time()
+        method = method.lower()  # the portal lower-cases method names (core CRestServer): crm.deal.Get works
+        self.check_scope(method)
+        if method == "batch":  # the outer batch is not counted in `operating` (limits.md)
+            result, extra = self._batch(caller, params)
+            return result, extra, time_block(started)
+        if self.operating.blocked(caller, method, self.now()):
+            self.portal.rejected["operation_time_limit"] += 1
+            raise ApiError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429)
+        try:
+            result, extra = self.dispatch(method, params)
+        finally:  # an error answer costs operating time too
+            cost = self.options.operating_cost_s.get(method, self.options.default_operating_cost_s)
+            operating = self.operating.add(caller, method, self.now(), cost)
+        return result, extra, time_block(started, operating=operating)
+
     def dispatch(self, method: str, params: dict) -> tuple[Any, dict]:
         """(result, extra envelope keys like total/next)."""
         portal = self.portal
         with portal.lock:
             portal.requests[method] = portal.requests.get(method, 0) + 1
-            handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+            handler = self.handlers.get(method.lower())
             if handler is None:
                 raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
             return handler(params)
 
-    @staticmethod
-    def _page(rows: list, params: dict) -> tuple[list, dict]:
-        start = int(params.get("start", params.get("START", 0)) or 0)
-        if start < 0:
-            return rows[:PAGE], {"total": 0}
-        page = rows[start: start + PAGE]
-        extra = {"total": len(rows)}
-        if start + PAGE < len(rows):
-            extra["next"] = start + PAGE
-        return page, extra
-
-    def _m_voximplant_statistic_get(self, params: dict) -> tuple[Any, dict]:
-        upper = {key.upper(): value for key, value in params.items()}  # the handler upper-cases keys
-        conditions = {key.upper(): value for key, value in (upper.get("FILTER") or {}).items()}
-        self.portal.listings += 1
-        rows = []
-        for row in self.portal.calls:
-            if not _matches(row, conditions):
-                continue
-            if row["CALL_ID"] in self.options.late_records and self.portal.listings == 1:
-                row = {**row, "RECORD_FILE_ID": None, "RECORD_DURATION": None}
-            rows.append(row)
-        if upper.get("SORT") and upper.get("ORDER"):  # only both sort (core vi_rest.php)
-            rows.sort(key=lambda r: int(r["ID"]) if upper["SORT"] == "ID" else str(r.get(upper["SORT"])),
-                      reverse=str(upper["ORDER"]).upper() == "DESC")
-        return self._page(rows, upper)
-
-    def _m_disk_file_get(self, params: dict) -> tuple[Any, dict]:
-        file_id = str(params.get("id", ""))
-        data = self.portal.files.get(file_id)
-        if data is None:
-            raise ApiError("ERROR_NOT_FOUND", f"Could not find entity with id `{file_id}`")
-        return {"ID": file_id, "NAME": f"2026-11-28 call {file_id}.mp3", "TYPE": "file", "SIZE": str(len(data)),
-                "STORAGE_ID": "1", "PARENT_ID": "2", "DELETED_TYPE": "0", "FILE_ID": str(int(file_id) + 50000),
-                "DOWNLOAD_URL": f"{self.base_url}/rest/download.json?auth=sandbox&token={self.download_token(file_id)}",
-                "CREATE_TIME": iso_msk(datetime.now(UTC))}, {}
-
-    def _m_crm_activity_binding_list(self, params: dict) -> tuple[Any, dict]:
-        activity = str(params.get("activityId", ""))
-        if activity not in self.portal.bindings:
-            raise ApiError("NOT_FOUND", "Not found.")
-        return self.portal.bindings[activity], {}
-
-    def _m_user_get(self, params: dict) -> tuple[Any, dict]:
-        conditions = params.get("FILTER") or params.get("filter") or {}
-        if "ID" in params:
-            conditions = {**conditions, "ID": params["ID"]}
-        rows = [user for user in self.portal.users.values() if _matches(user, conditions)]
-        return self._page(rows, params)
-
-    def _m_crm_deal_get(self, params: dict) -> tuple[Any, dict]:
-        deal = self.portal.deals.get(str(params.get("id", params.get("ID", ""))))
-        if deal is None:
-            raise ApiError("", "Not found")
-        return deal, {}
-
-    def _m_crm_deal_list(self, params: dict) -> tuple[Any, dict]:
-        conditions = params.get("filter") or {}
-        return self._page([d for d in self.portal.deals.values() if _matches(d, conditions)], params)
-
-    def _entity(self, entity_type: str, entity_id: str) -> dict:
-        table = {"deal": self.portal.deals, "contact": self.portal.contacts}.get(entity_type)
-        if table is None or entity_id not in table:
-            raise ApiError("OWNER_NOT_FOUND", "Owner not found.")
-        if entity_type == "deal" and entity_id in self.options.locked_deals:
-            raise ApiError("ACCESS_DENIED", "Access denied.", 403)
-        return table[entity_id]
-
-    def _m_crm_timeline_comment_add(self, params: dict) -> tuple[Any, dict]:
-        if "fields" not in params:  # lowercase only since crm 23.100.0
-            raise ApiError("100", "Required fields not found: fields")
-        fields = params["fields"]
-        entity_type, entity_id = str(fields.get("ENTITY_TYPE", "")).lower(), str(fields.get("ENTITY_ID", ""))
-        self._entity(entity_type, entity_id)
-        comment = str(fields.get("COMMENT", "")).strip()
-        if not comment:
-            raise ApiError("INVALID_ARG_VALUE", "Empty comment message")
-        comment_id = self.portal.new_id()
-        self.portal.comments[comment_id] = {"ID": comment_id, "ENTITY_ID": entity_id, "ENTITY_TYPE": entity_type,
-                                            "CREATED": iso_msk(datetime.now(UTC)), "COMMENT": comment,
-                                            "AUTHOR_ID": str(self.options.webhook_user), "FILES": []}
-        return int(comment_id), {}
-
-    def _m_crm_timeline_comment_update(self, params: dict) -> tuple[Any, dict]:
-        comment = self.portal.comments.get(str(params.get("id", "")))
-        if comment is None:
-            raise ApiError("", "Not found.")
-        self._entity(comment["ENTITY_TYPE"], comment["ENTITY_ID"])
-        text = str((params.get("fields") or {}).get("COMMENT", "")).strip()
-        if not text:
-            raise ApiError("INVALID_ARG_VALUE", "Empty comment message")
-        comment["COMMENT"] = text
-        return int(comment["ID"]), {}
-
-    def _m_crm_timeline_comment_get(self, params: dict) -> tuple[Any, dict]:
-        comment = self.portal.comments.get(str(params.get("id", "")))
-        if comment is None:
-            raise ApiError("", "Not found.")
-        return comment, {}
-
-    def _m_crm_timeline_comment_list(self, params: dict) -> tuple[Any, dict]:
-        conditions = params.get("filter") or {}
-        if "ENTITY_ID" not in conditions or "ENTITY_TYPE" not in conditions:
-            raise ApiError("", "ENTITY_ID and ENTITY_TYPE are required in the filter.")
-        rows = [c for c in self.portal.comments.values() if c["ENTITY_ID"] == str(conditions["ENTITY_ID"])
-                and c["ENTITY_TYPE"] == str(conditions["ENTITY_TYPE"]).lower()]
-        return self._page(sorted(rows, key=lambda c: int(c["ID"])), params)
-
-    def _m_batch(self, params: dict) -> tuple[Any, dict]:
+    def _batch(self, caller: str, params: dict) -> tuple[Any, dict]:
         commands = params.get("cmd") or {}
         if isinstance(commands, list):
             commands = {str(index): value for index, value in enumerate(commands)}
-        if len(commands) > PAGE:
-            raise ApiError("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
         halt = str(params.get("halt", "0")).lower() in ("1", "true")
-        results, errors, totals, nexts, times = {}, {}, {}, {}, {}
-        for key, command in commands.items():
+        results: dict = {}
+        errors, totals, nexts, times = {}, {}, {}, {}
+        for index, (key, command) in enumerate(commands.items()):
             method, _, query = str(command).partition("?")
             started = time.time()
-            if method == "batch":
-                errors[key] = {"error": "ERROR_BATCH_METHOD_NOT_ALLOWED", "error_description": "Method is not allowed"}
+            if index >= PAGE:  # at most 50 commands run; each one beyond answers on its own
+                errors[key] = {"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"}
+            elif method.lower() == "batch":
+                errors[key] = {"error": "ERROR_BATCH_METHOD_NOT_ALLOWED",
+                               "error_description": "Method is not allowed for batch usage"}
             else:
                 try:
-                    result, extra = self.dispatch(method, parse_php_query(query))
+                    sub_params = resolve_references(parse_php_query(query), results)
+                    result, extra, times[key] = self.call(caller, method, sub_params)
                     results[key] = result
                     if "total" in extra:
                         totals[key] = extra["total"]
@@ -340,31 +277,23 @@ class Sandbox:
                         nexts[key] = extra["next"]
                 except ApiError as error:
                     errors[key] = {"error": error.code, "error_description": error.description}
-            times[key] = time_block(started)
+            times.setdefault(key, time_block(started))
             if halt and key in errors:
                 break
         # PHP serialises empty maps as [] (reference section 6): so does the sandbox.
         return {"result": results or [], "result_error": errors or [], "result_total": totals or [],
                 "result_next": nexts or [], "result_time": times or []}, {}
 
-    def check_operating_time(self, method: str) -> None:
-        """The operating-time limit, as a fault: one block of `blocked_method` once it was called often enough."""
-        if method != self.options.blocked_method:
-            return
-        with self.portal.lock:
-            self.blocked_method_calls += 1
-            if self.blocked_until is None and self.blocked_method_calls > self.options.block_after_calls:
-                self.blocked_until = time.time() + self.options.block_s
-            blocked = self.blocked_until is not None and time.time() < self.blocked_until
-        if blocked:
-            self.portal.rejected["operation_time_limit"] += 1
-            raise ApiError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429)
-
     def is_write(self, method: str, params: dict) -> bool:
-        if method in WRITE_METHODS:
+        if method.lower() in WRITE_METHODS:
             return True
-        if method == "batch":
+        if method.lower() == "batch":
             commands = params.get("cmd") or {}
             values = commands.values() if isinstance(commands, dict) else commands
-            return any(str(command).partition("?")[0] in WRITE_METHODS for command in values)
+            return any(str(command).partition("?")[0].lower() in WRITE_METHODS for command in values)
         return False
+
+    def write_fault(self) -> str | None:
+        """The next injected fault for an applied write: "unanswered", or the error code to answer with."""
+        with self.portal.lock:
+            return self.write_faults.pop(0) if self.write_faults else None
