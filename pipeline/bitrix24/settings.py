@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from pipeline.errors import ConfigError
 
@@ -44,6 +45,12 @@ class Bitrix24Settings(BaseModel):
         redact_stored_transcripts: apply the same redaction to the words stored in the artifact store.
         timeout_s: per request (and per read of a download: a transfer that stalls fails after this long).
         download_timeout_s: a recording still downloading after this long is given up (a crawling transfer).
+        timezone: the portal's time zone (an IANA name, default Europe/Moscow): "yesterday", the nightly run's
+            default window, is midnight to midnight there, whatever the host's zone.
+        operating_limit_s: the portal's operating-time limit per method over ten minutes (cloud: 480 s;
+            on-premise, when switched on: 420 s).
+        operating_slowdown: share of that limit past which the client waits for a method's reset rather than
+            let the portal block it (default 0.8).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -59,6 +66,23 @@ class Bitrix24Settings(BaseModel):
     redact_stored_transcripts: bool = False
     timeout_s: float = Field(30.0, gt=0)
     download_timeout_s: float = Field(300.0, gt=0)
+    timezone: str = "Europe/Moscow"
+    operating_limit_s: float = Field(480.0, gt=0)
+    operating_slowdown: float = Field(0.8, gt=0, le=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ConfigError(f"bitrix24.timezone: unknown time zone {value!r}; use an IANA name such as "
+                              "Europe/Moscow or Asia/Yekaterinburg") from error
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 def make_client(settings: Bitrix24Settings, *, rate_share: float = 1.0):
@@ -90,4 +114,5 @@ def make_client(settings: Bitrix24Settings, *, rate_share: float = 1.0):
         raise ConfigError("no Bitrix24 portal: set CALLQA_BITRIX24_WEBHOOK (https://PORTAL/rest/USER_ID/SECRET/) "
                           "or bitrix24.webhook / bitrix24.oauth in the config file")
     return Bitrix24Client(auth, rate_per_s=settings.rate_per_s * rate_share,
-                          burst=max(5, int(settings.burst * rate_share)), timeout_s=settings.timeout_s)
+                          burst=max(5, int(settings.burst * rate_share)), timeout_s=settings.timeout_s,
+                          operating_limit_s=settings.operating_limit_s, operating_slowdown=settings.operating_slowdown)

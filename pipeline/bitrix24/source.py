@@ -8,13 +8,14 @@ Requests for N calls: the statistics in pages of 50, one `batch` of activity bin
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from pipeline.bitrix24.client import Bitrix24Client
-from pipeline.bitrix24.errors import Bitrix24Error
+from pipeline.bitrix24.errors import Bitrix24Error, MissingScope
 from pipeline.bitrix24.settings import Bitrix24Settings, make_client
 from pipeline.errors import CallError
 from pipeline.sources.base import CallRecord, TimeWindow
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 DEAL, CONTACT, LEAD, COMPANY = 2, 3, 1, 4
 DIRECTIONS = {"1": "out", "2": "in", "3": "in", "4": "out"}  # CALL_TYPE: outgoing, incoming, redirected, callback
+# CALL_TYPE 5 is an information call (voximplant.infocall.*: a robot reads a text or plays a sound; docs:
+# api-reference/telephony/voximplant/voximplant-statistic-get.md): no manager speaks, nothing to score.
+INFO_CALL = "5"
 AUDIO_MAGIC = (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xe3", b"RIFF", b"OggS", b"fLaC")
 
 
@@ -39,8 +43,10 @@ class Bitrix24Source:
     """`--source bitrix24`."""
 
     def __init__(self, settings: Bitrix24Settings, *, client: Bitrix24Client | None = None,
-                 rate_share: float = 1.0) -> None:
+                 rate_share: float = 1.0, now: Callable[[], datetime] | None = None) -> None:
+        """`now` (tests) gives the current time, aware; the default window is computed from it."""
         self.settings = settings
+        self._now = now
         self.client = client or make_client(settings, rate_share=rate_share)
         self.portal = self.client.auth.portal
         self.late: list[str] = []  # answered calls whose recording is not there yet (retried next run)
@@ -48,19 +54,29 @@ class Bitrix24Source:
     def describe(self) -> str:
         return f"Bitrix24 {self.portal}"
 
-    def _window(self, window: TimeWindow | None) -> TimeWindow:
+    def window(self, window: TimeWindow | None) -> TimeWindow:
+        """The calls' time window: `window`, or yesterday in the portal's time zone."""
         if window is not None:
             return window
-        local = datetime.now().astimezone()
-        today = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        return TimeWindow(since=today - timedelta(days=1), until=today)  # yesterday, the nightly default
+        # Yesterday in the portal's zone (its managers' working day), not the host's: a server in UTC running at
+        # 01:00 Moscow time would otherwise ask for the day before yesterday's last three hours and miss
+        # yesterday's. Midnights are built in the zone itself, so a day around a DST change has its true length.
+        now = self._now() if self._now is not None else datetime.now(self.settings.zone)
+        today = now.astimezone(self.settings.zone).date()
+        since = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=self.settings.zone)
+        until = datetime.combine(today, datetime.min.time(), tzinfo=self.settings.zone)
+        return TimeWindow(since=since, until=until)
 
     def list_calls(self, window: TimeWindow | None) -> list[CallRecord]:
-        window = self._window(window)
+        window = self.window(window)
         rows = list(self.client.list_by_id("voximplant.statistic.get", {"FILTER": {
             ">=CALL_START_DATE": window.since.isoformat(timespec="seconds"),
             "<CALL_START_DATE": window.until.isoformat(timespec="seconds"),
             "CALL_FAILED_CODE": "200", ">=CALL_DURATION": self.settings.min_duration_s}}, upper=True))
+        robots = sum(str(row.get("CALL_TYPE")) == INFO_CALL for row in rows)
+        if robots:
+            logger.info("%d information calls (a robot speaking) are not scored", robots)
+        rows = [row for row in rows if str(row.get("CALL_TYPE")) != INFO_CALL]
         # The recording: the Disk file (RECORD_FILE_ID) or, when a PBX gave only a link, CALL_RECORD_URL.
         with_record = [row for row in rows if row.get("RECORD_FILE_ID") or row.get("CALL_RECORD_URL")]
         self.late = [row["CALL_ID"] for row in rows if not (row.get("RECORD_FILE_ID") or row.get("CALL_RECORD_URL"))]
@@ -90,6 +106,8 @@ class Bitrix24Source:
             for key, value in outcome.results.items():
                 found[key[1:]] = value or []
             for key, error in outcome.errors.items():
+                if isinstance(error, MissingScope):
+                    raise error  # every call would go without its deal: a setup problem, not a call's
                 logger.warning("bindings of activity %s: %s", key[1:], error)
         return found
 
