@@ -17,6 +17,7 @@ from pipeline.asr import AsrOptions
 from pipeline.bitrix24.settings import Bitrix24Settings
 from pipeline.errors import ConfigError
 from pipeline.metrics import MetricsOptions
+from pipeline.publish.settings import PublishSettings
 from pipeline.quality import QualityOptions
 from pipeline.report.model import ReportOptions
 from pipeline.roles import RoleOptions
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
         run: the nightly run's source, store and cluster.
         report: the supervisor's report: bands of the 1-5 ratings, the success criterion, the deal link.
         bitrix24: the portal (webhook or OAuth), its limits, where comments go, personal data protection.
+        publish: what is written into Bitrix24 besides the comment: transcripts, deal fields, notifications.
         speakers: the diarizer of mono calls (embedded on CPU, or pyannote from a local pipeline folder).
         roles: how manager and client are told apart in mono calls.
         voiceprints: manager voiceprints (enrolled from stereo calls or explicitly).
@@ -104,6 +106,7 @@ class Settings(BaseSettings):
     run: RunOptions = RunOptions()
     report: ReportOptions = ReportOptions()
     bitrix24: Bitrix24Settings = Bitrix24Settings()
+    publish: PublishSettings = PublishSettings()
     asr: AsrOptions = AsrOptions()
     channels: ChannelOptions = ChannelOptions()
     speakers: SpeakerOptions = SpeakerOptions()

@@ -1,4 +1,5 @@
-"""`callqa publish` (score comments from the store into Bitrix24) and `callqa sandbox` (a local portal)."""
+"""`callqa publish` (score comments, transcripts, deal fields and notifications from the store into Bitrix24) and
+`callqa sandbox` (a local portal)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ def publish(
     since: Annotated[str | None, typer.Option("--since", help="Calls from this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Calls before this time (ISO 8601).")] = None,
     store: Annotated[str | None, typer.Option("--store", help="A folder or s3://bucket/prefix.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the comments instead of posting them.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be written instead of writing it.")]
+    = False,
     config: ConfigOption = None,
 ) -> None:
-    """Post or update the score comments of stored Bitrix24 calls (after `callqa rescore`, say): once per call."""
+    """Post or update the score comments of stored Bitrix24 calls (after `callqa rescore`, say), and attach their
+    transcripts, fill their deals' fields and notify of auto-failed calls as `publish:` says: each once per call."""
     from pipeline.cli.run import print_publish_report, show_comment
     from pipeline.publish import publish_stored
     from pipeline.report.compute import call_time
@@ -48,6 +51,8 @@ def publish(
     stdout.print(f"{len(call_ids)} stored Bitrix24 calls" + (" in the window" if window else ""))
     report = publish_stored(artifact_store, call_ids, settings, dry_run=dry_run, show=show_comment)
     print_publish_report(report)
+    for line in report.kind_lines():
+        stdout.print(line)
     if report.failed:
         raise typer.Exit(1)
 

@@ -1,4 +1,5 @@
-"""Writing score comments into Bitrix24, exactly once per call.
+"""Writing into Bitrix24, exactly once per call: the score comment (here), and through `publish_stored` the
+transcript on the call (transcript.py), the deal's fields (deal_fields.py) and auto-fail notifications (notify.py).
 
 - A ledger in the artifact store (`bitrix24/comments/<call_id>.json`: comment id, target, content hash) says
   what was posted. A call already posted with the same text is left alone; a re-scored call whose text changed
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -25,6 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.bitrix24.client import PAGE, Bitrix24Client
 from pipeline.bitrix24.errors import AmbiguousWrite, Bitrix24Error
 from pipeline.publish.comment import has_marker, render_comment
+from pipeline.publish.deal_fields import DealFieldsPublisher, deal_of
+from pipeline.publish.notify import NotifyPublisher
+from pipeline.publish.outcomes import Kind, WriteOutcome, WriteStatus
+from pipeline.publish.transcript import TranscriptPublisher
 from pipeline.schema import CallResult
 from pipeline.stores import ArtifactStore, StoreError
 
@@ -221,25 +226,57 @@ class CommentPublisher:
                               target=write.target)
 
 
+_KIND_TITLES: dict[Kind, str] = {"transcript": "transcripts", "deal_fields": "deal fields",
+                                 "notification": "notifications"}
+_WRITE_STATUSES: tuple[WriteStatus, ...] = ("written", "unchanged", "ambiguous", "skipped", "failed", "dry-run")
+
+
 @dataclass(frozen=True)
 class PublishReport:
-    """One outcome per call, and how many requests the portal saw."""
+    """One comment outcome per call, the outcomes of the other kinds (per call, or per deal for deal fields),
+    the run's warnings (e.g. no admin to create the deal fields), and how many requests the portal saw."""
 
     outcomes: list[PublishOutcome]
     requests: int
+    writes: list[WriteOutcome] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def count(self, status: PublishStatus) -> int:
+        """Comments with this status."""
         return sum(outcome.status == status for outcome in self.outcomes)
+
+    def count_writes(self, kind: Kind, status: WriteStatus) -> int:
+        return sum(write.kind == kind and write.status == status for write in self.writes)
 
     @property
     def failed(self) -> int:
-        return self.count("failed")
+        """Comments and other writes that failed (an ambiguous transcript or notification is not a failure: it
+        is recorded and never sent again)."""
+        return self.count("failed") + sum(write.status == "failed" for write in self.writes)
+
+    def kind_lines(self) -> list[str]:
+        """A line per failed or ambiguous write, then one summary line per kind that had anything to do, e.g.
+        "Bitrix24 transcripts: written 3, unchanged 5"."""
+        lines = [f"{write.kind.replace('_', ' ')} {write.key}: {write.status}: {write.reason}"
+                 for write in self.writes if write.status in ("failed", "ambiguous")]
+        for kind, title in _KIND_TITLES.items():
+            counts = {status: self.count_writes(kind, status) for status in _WRITE_STATUSES}
+            if any(counts.values()):
+                lines.append(f"Bitrix24 {title}: " + ", ".join(f"{status} {count}" for status, count
+                                                               in counts.items() if count))
+        return lines
 
 
 def publish_stored(store: ArtifactStore, call_ids: list[str], settings: Settings, *,
                    client: Bitrix24Client | None = None, dry_run: bool = False,
                    show: Callable[[str, str], None] | None = None) -> PublishReport:
-    """Post (or update) the score comments of these stored calls (a dry run passes each comment to `show`)."""
+    """Write what these stored calls have to say into Bitrix24, each kind exactly once: the score comment,
+    then (as `settings.publish` switches them) the transcript on the call, the deal's fields, and a
+    notification of an auto-failed call. A dry run passes what would be written to `show` and writes nothing.
+
+        report = publish_stored(store, ["externalCall.1f2e.1764316800"], load_settings())
+        print(report.count("posted"), report.kind_lines())
+    """
     from pipeline.bitrix24.settings import make_client
     from pipeline.stores import result_key
 
@@ -249,6 +286,26 @@ def publish_stored(store: ArtifactStore, call_ids: list[str], settings: Settings
         if data:
             results.append(CallResult.from_json(data))
     client = client or make_client(settings.bitrix24)
-    publisher = CommentPublisher(client, store, protect_personal_data=settings.bitrix24.protect_personal_data,
-                                 dry_run=dry_run, show=show)
-    return PublishReport(outcomes=publisher.publish(results), requests=client.requests)
+    options, protect = settings.publish, settings.bitrix24.protect_personal_data
+    warnings: list[str] = []
+    deals = DealFieldsPublisher(client, store, options, dry_run=dry_run, show=show)
+    fields_ready = False
+    if options.deal_fields and any(deal_of(result) for result in results):
+        # the fields first: a run without an admin's webhook says so once, before anything else is written
+        warning = deals.ensure_fields()
+        if warning:
+            logger.warning("%s", warning)
+            warnings.append(warning)
+        fields_ready = warning is None
+    comments = CommentPublisher(client, store, protect_personal_data=protect, dry_run=dry_run, show=show)
+    outcomes = comments.publish(results)
+    writes: list[WriteOutcome] = []
+    if options.transcripts:
+        writes += TranscriptPublisher(client, store, protect_personal_data=protect, dry_run=dry_run,
+                                      show=show).publish(results)
+    if options.deal_fields:
+        writes += deals.publish(results) if fields_ready else deals.skip(results, "the deal fields are missing")
+    if options.notify_auto_fail:
+        writes += NotifyPublisher(client, store, notify_user=options.notify_user, deal_url=settings.report.deal_url,
+                                  dry_run=dry_run, show=show).publish(results)
+    return PublishReport(outcomes=outcomes, requests=client.requests, writes=writes, warnings=warnings)
