@@ -65,6 +65,9 @@ def test_one_comment_per_call_then_nothing_new_then_updated_in_place(tmp_path: P
         first = run(store, **webhook)
         assert first.returncode == 0, first.stdout + first.stderr
         assert "Bitrix24 comments: posted 3" in first.stdout
+        assert "Bitrix24 CRM: 3 deals and leads in 3 funnels read for the report" in first.stdout, first.stdout
+        [snapshot] = (store / "crm").glob("*.json")  # the run's deals, for `callqa report`
+        assert sorted(d["deal_id"] for d in json.loads(snapshot.read_text(encoding="utf-8"))["deals"]) == DEALS
         posted = comments(portal)
         assert sorted(posted) == DEALS and all(len(found) == 1 for found in posted.values())
         for deal, call_id in zip(DEALS, call_ids(portal)):  # each on the deal of its own call
@@ -96,6 +99,13 @@ def test_one_comment_per_call_then_nothing_new_then_updated_in_place(tmp_path: P
     result = CallResult.from_json((store / "calls" / call_ids(portal)[0] / "result.json").read_text())
     assert result.source.uri.startswith("bitrix24://127.0.0.1/call/") and result.metadata.crm_target == "deal:4201"
     assert result.metadata.manager_name == "Менеджер 1"
+    report = subprocess.run([str(CALLQA), "report", "--store", str(store), "--since", "2026-11-28", "--until",
+                             "2026-11-28", "--out", str(tmp_path / "report")], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Сделки: Bitrix24 http://127.0.0.1:" in html and "Нет данных о сделках" not in html
+    funnel = (tmp_path / "report" / "funnel.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert any(line.startswith("Подготовка документов;3;") and ";Общая;PREPARATION" in line for line in funnel)
 
 
 def test_faults_still_give_exactly_one_comment_per_call(tmp_path: Path) -> None:

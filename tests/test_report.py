@@ -142,7 +142,9 @@ def test_previous_period_and_a_manager_without_calls(report) -> None:
 
 
 def test_funnel_by_hand(report) -> None:
-    funnel = {stage.stage: stage for stage in report.funnel}
+    [view] = report.funnels  # a deals CSV: the source article's phone funnel
+    assert (view.funnel_id, report.deal_source) == ("phone", "deals.csv")
+    funnel = {stage.stage: stage for stage in view.stages}
     assert [funnel[s].deals for s in ("lead", "qualification", "offer", "aftersale")] == [3, 3, 2, 2]
     assert [funnel[s].conversion_from_previous for s in ("lead", "qualification", "offer", "aftersale")] == [
         None, 100.0, 66.7, 100.0]
@@ -151,6 +153,8 @@ def test_funnel_by_hand(report) -> None:
         1.0, 2.5, 2.5, None]
     # a1 (25th) when D1 was at the offer, a2 (27th) D2 at the offer, a3 (26th) D3 at qualification
     assert [funnel[s].calls for s in ("lead", "qualification", "offer", "aftersale")] == [0, 1, 2, 0]
+    assert [funnel[s].average_amount for s in ("lead", "offer")] == [50000.0, 60000.0]
+    assert [(m.manager, m.reached, m.won_pct) for m in view.managers] == [("Алексей Смирнов", [3, 3, 2, 2], 66.7)]
 
 
 def test_calls_to_review_first(report) -> None:
@@ -211,7 +215,9 @@ def test_csv_files_hold_the_same_figures(report, tmp_path: Path) -> None:
     assert alexey[header.index("Конверсия звонков, %")] == "66,7"
     assert alexey[header.index("Оценка 1–5: Средний чек")] == "4"
     funnel = list(csv.reader((tmp_path / "funnel.csv").read_text(encoding="utf-8-sig").splitlines(), delimiter=";"))
-    assert funnel[3] == ["Предложение", "2", "66,7", "2,5", "2"]
+    assert funnel[0][:5] == ["Этап", "Сделок", "Конверсия из прошлого этапа, %", "Медиана времени на этапе, дней",
+                             "Звонков на этапе"]  # the columns before the funnel's name and the stage id stay put
+    assert funnel[3] == ["Предложение", "2", "66,7", "2,5", "2", "60000", "Телефонная воронка", "offer"]
 
 
 def test_report_command_on_a_store_and_an_empty_period(tmp_path: Path) -> None:

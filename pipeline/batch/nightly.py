@@ -1,5 +1,6 @@
-"""The nightly run from start to end: check the setup, list the calls, run them on Dask, post the comments,
-store the run's summary. `callqa run` and `callqa demo` call `perform_run` and print what it reports.
+"""The nightly run from start to end: check the setup, list the calls, run them on Dask, read their deals from
+the CRM (Bitrix24: the report's funnel), post the comments, store the run's summary.
+`callqa run` and `callqa demo` call `perform_run` and print what it reports.
 
     report = perform_run(settings, window=TimeWindow(since=..., until=...), hook=print_progress)
     report.summary.count("failed"), report.publish.failed if report.publish else 0
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pipeline.batch.job import AsrIdentity, BatchJob, RunSummary
 from pipeline.errors import ConfigError
 from pipeline.publish import PublishReport
+from pipeline.report.model import CrmSnapshot
 from pipeline.settings import Settings
 from pipeline.sources.base import TimeWindow
 from pipeline.stores import ArtifactStore
@@ -34,13 +36,15 @@ class RunPlan:
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a run did: its summary, where it stored the calls, the comments it posted (Bitrix24 only), and why
-    the summary could not be stored (None: it was)."""
+    """What a run did: its summary, where it stored the calls, the deals it read and the comments it posted
+    (Bitrix24 only; `crm_error`: why no deals were read), and why the summary could not be stored (None: it was)."""
 
     summary: RunSummary
     store: ArtifactStore
     publish: PublishReport | None = None
     summary_error: str | None = None
+    crm: CrmSnapshot | None = None
+    crm_error: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -96,9 +100,12 @@ def perform_run(settings: Settings, *, window: TimeWindow | None = None, label: 
         hook("cluster", f"{plan.describe() if plan else options.scheduler}; dashboard {client.dashboard_link}")
         summary = run_batch(job, records, client, setup=setup, asr_threads=plan.asr_threads if plan else 0,
                             hook=hook)
-    published = None
+    published, crm, crm_error = None, None, None
     if isinstance(call_source, Bitrix24Source):
         from pipeline.publish import publish_stored
+
+        crm, crm_error = _read_crm(call_source, records, window, run_id, artifact_store,
+                                   settings.report.won_within_days)
 
         done = [o.call_id for o in summary.calls if o.status in ("processed", "rescored", "skipped")]
         published = publish_stored(artifact_store, done, settings, client=call_source.client, dry_run=dry_run,
@@ -106,5 +113,31 @@ def perform_run(settings: Settings, *, window: TimeWindow | None = None, label: 
     try:
         artifact_store.write(run_key(run_id), summary.model_dump_json(indent=2).encode())
     except StoreError as error:
-        return RunReport(summary=summary, store=artifact_store, publish=published, summary_error=str(error))
-    return RunReport(summary=summary, store=artifact_store, publish=published)
+        return RunReport(summary=summary, store=artifact_store, publish=published, summary_error=str(error),
+                         crm=crm, crm_error=crm_error)
+    return RunReport(summary=summary, store=artifact_store, publish=published, crm=crm, crm_error=crm_error)
+
+
+def _read_crm(source, records, window: TimeWindow | None, run_id: str, store: ArtifactStore,
+              won_within_days: float) -> tuple[CrmSnapshot | None, str | None]:
+    """The deals of the run's calls, stored for the report; a portal that refuses (no crm scope) costs the report
+    its funnel, not the run its calls."""
+    import logging
+    from datetime import timedelta
+
+    from pipeline.bitrix24.crm import read_crm
+    from pipeline.bitrix24.errors import Bitrix24Error
+    from pipeline.report.deals import load_snapshots
+    from pipeline.stores import StoreError, crm_key
+
+    try:
+        # Deals of earlier calls that were still open: read again, so that one won days after its call counts.
+        earlier, _ = load_snapshots(store, read_since=datetime.now(UTC) - timedelta(days=won_within_days))
+        still_open = sorted({deal.deal_id for snapshot in earlier for deal in snapshot.deals if deal.won is None})
+        snapshot = read_crm(source.client, records, source.window(window), run_id=run_id, portal=source.portal,
+                            refresh=still_open)
+        store.write(crm_key(run_id), snapshot.model_dump_json(by_alias=True).encode())
+    except (Bitrix24Error, StoreError) as error:
+        logging.getLogger(__name__).warning("no CRM data for the report: %s", error)
+        return None, str(error)
+    return snapshot, None

@@ -51,8 +51,6 @@ def publish(
     stdout.print(f"{len(call_ids)} stored Bitrix24 calls" + (" in the window" if window else ""))
     report = publish_stored(artifact_store, call_ids, settings, dry_run=dry_run, show=show_comment)
     print_publish_report(report)
-    for line in report.kind_lines():
-        stdout.print(line)
     if report.failed:
         raise typer.Exit(1)
 

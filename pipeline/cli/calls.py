@@ -116,7 +116,7 @@ def demo(
     from pipeline.cli.run import run_and_report
     from pipeline.cli.summary import render_summary
     from pipeline.errors import ConfigError
-    from pipeline.report import build_report, load_results, write_report
+    from pipeline.report import build_report, load_results, load_snapshots, merge_snapshots, write_report
     from pipeline.sandbox import MSK, Portal, serve
     from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
     from pipeline.settings import load_settings
@@ -161,12 +161,18 @@ def demo(
             stdout.print()
             shown += 1
     card = load_scorecard(settings.scorecard or DEFAULT_SCORECARD).definition
-    report = build_report(results, {}, since=start, until=start + timedelta(days=1), options=settings.report,
-                          criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()))
+    crm = merge_snapshots(load_snapshots(store)[0])  # the deals the run read from the portal
+    report = build_report(results, crm.deals, since=start, until=start + timedelta(days=1), options=settings.report,
+                          criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()),
+                          funnels=crm.funnels, deal_source=crm.source)
     written = write_report(report, out / "report")
     stdout.print(Rule("5. The supervisor's report"))
     stdout.print(f"{written[0]} (and CSV files beside it); {len(portal.comments)} comments in the portal; "
                  f"{summary.audio_s:.0f} s of audio in {summary.wall_s:.0f} s; results in {out / 'results'}/")
+    for view in report.funnels:
+        stages = " → ".join(f"{stage.title} {stage.deals}" for stage in view.stages if stage.semantic != "lost")
+        lost = sum(stage.deals for stage in view.stages if stage.semantic == "lost")
+        stdout.print(f"Воронка «{view.name}»: {stages}; проиграно {lost}")
     _demo_mono_call(samples, store, settings)
 
 

@@ -31,13 +31,15 @@ def report(
                                               "./callqa-artifacts).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for report.html and the CSV files.",
                                       file_okay=False)] = Path("report"),
-    deals: Annotated[Path | None, typer.Option("--deals", help="Deals CSV (docs/report.md); default: "
-                                               "deals/deals.csv in the store, if there.", dir_okay=False)] = None,
+    deals: Annotated[Path | None, typer.Option("--deals", help="Deals CSV (docs/report.md), instead of what the "
+                                               "runs read from Bitrix24; default: deals/deals.csv in the store, if "
+                                               "there.", dir_okay=False)] = None,
     scorecard: ScorecardOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Per-manager table (1-5 ratings), charts, phone funnel and calls to review, as HTML and CSV."""
-    from pipeline.report import build_report, load_results, parse_deals, write_report
+    from pipeline.lexicon import DEFAULT_LEXICONS, load_lexicons
+    from pipeline.report import build_report, load_results, load_snapshots, merge_snapshots, parse_deals, write_report
     from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
     from pipeline.settings import load_settings
     from pipeline.stores import open_store
@@ -58,15 +60,25 @@ def report(
     results, unreadable = load_results(artifact_store)
     for key in unreadable:
         print(f"callqa: warning: {artifact_store.describe()}/{key}: not a callqa result, left out", file=sys.stderr)
-    deal_data = {}
+    deal_data, funnels, deal_source = {}, [], None
     if deals is not None:
         if not deals.is_file():
             raise ConfigError(f"deals file not found: {deals}")
-        deal_data = parse_deals(deals.read_text(encoding="utf-8"), str(deals))
+        deal_data, deal_source = parse_deals(deals.read_text(encoding="utf-8"), str(deals)), deals.name
     elif (stored := artifact_store.read("deals/deals.csv")) is not None:
         deal_data = parse_deals(stored.decode("utf-8"), f"{artifact_store.describe()}/deals/deals.csv")
+        deal_source = "deals/deals.csv"
+    else:  # what the nightly runs read from Bitrix24
+        snapshots, broken = load_snapshots(artifact_store)
+        for key in broken:
+            print(f"callqa: warning: {artifact_store.describe()}/{key}: not a CRM snapshot, left out", file=sys.stderr)
+        crm = merge_snapshots(snapshots)
+        deal_data, funnels, deal_source = crm.deals, crm.funnels, crm.source
+    # Praise is heard by the feedback lexicon: without one, positive feedback has no data rather than zero.
+    feedback = "feedback" in load_lexicons(settings.lexicons or DEFAULT_LEXICONS).ids
     built = build_report(results, deal_data, since=start, until=end, options=settings.report,
-                         criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()))
+                         criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()),
+                         funnels=funnels, deal_source=deal_source, feedback_measured=feedback)
     written = write_report(built, out)
     stdout.print(f"{built.calls} calls of {len([m for m in built.managers if m.calls])} managers, "
                  f"{first:%d.%m.%Y} – {last:%d.%m.%Y}; wrote {', '.join(str(p) for p in written)}")

@@ -79,6 +79,12 @@ def run_and_report(settings, *, window=None, label: str = "", force: bool = Fals
         report = perform_run(settings, window=window, label=label, force=force, rescore=rescore, dry_run=dry_run,
                              hook=progress.hook)
     _print_summary(report.summary)
+    if report.crm is not None:
+        stdout.print(f"Bitrix24 CRM: {len(report.crm.deals)} deals and leads in {len(report.crm.funnels)} funnels "
+                     "read for the report" + (f" ({len(report.crm.warnings)} warnings)" if report.crm.warnings
+                                              else ""))
+    elif report.crm_error:
+        stdout.print(f"Bitrix24 CRM: not read ({report.crm_error}); the report has no funnel for this run")
     if report.publish is not None:
         print_publish_report(report.publish)
     if report.summary_error:
@@ -95,6 +101,8 @@ def print_publish_report(report) -> None:
               for status in ("posted", "updated", "unchanged", "skipped", "failed", "dry-run")}
     stdout.print("Bitrix24 comments: " + ", ".join(f"{status} {count}" for status, count in counts.items() if count)
                  + f" ({report.requests} requests to the portal)")
+    for line in report.kind_lines():  # transcripts, deal fields, notifications
+        stdout.print(line)
 
 
 def show_comment(call_id: str, text: str) -> None:

@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 from pipeline.report.compute import Report, build_report
-from pipeline.report.deals import parse_deals
+from pipeline.report.deals import CrmData, load_snapshots, merge_snapshots, parse_deals
 from pipeline.report.model import Deal, ReportOptions
 from pipeline.report.render import write_report
 from pipeline.schema import CallResult
 from pipeline.stores import ArtifactStore
 
-__all__ = ["Deal", "Report", "ReportOptions", "build_report", "load_results", "parse_deals", "write_report"]
+__all__ = ["CrmData", "Deal", "Report", "ReportOptions", "build_report", "load_results", "load_snapshots",
+           "merge_snapshots", "parse_deals", "write_report"]
 
 
 def load_results(store: ArtifactStore) -> tuple[list[CallResult], list[str]]:

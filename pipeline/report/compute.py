@@ -10,17 +10,19 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 
 from pipeline.report.model import (
-    FUNNEL_STAGES,
-    FUNNEL_TITLES,
+    CSV_FUNNEL,
     Deal,
+    Funnel,
     FunnelStage,
+    FunnelView,
+    ManagerFunnel,
     ManagerStats,
     ReportOptions,
     ReviewCall,
 )
 from pipeline.schema import CallResult
 
-__all__ = ["Report", "build_report", "call_time", "manager_of"]
+__all__ = ["Report", "build_report", "call_time", "deal_of", "manager_of"]
 
 UNKNOWN_MANAGER = ("unknown", "Не указан")
 
@@ -32,12 +34,17 @@ class Report(BaseModel):
     generated_at: datetime
     managers: list[ManagerStats]
     previous: dict[str, ManagerStats]
-    funnel: list[FunnelStage]
+    funnels: list[FunnelView]
     review: list[ReviewCall]
     criteria: list[tuple[str, str]]  # (id, title) in scorecard order
     groups: list[tuple[str, str]]
     calls: int
-    has_deals: bool
+    deal_source: str | None  # where the deals came from ("Bitrix24 ...", "deals.csv"); None: no deal data
+    feedback_measured: bool = True  # a feedback lexicon was there to hear praise
+
+    @property
+    def has_deals(self) -> bool:
+        return self.deal_source is not None
 
 
 def call_time(result: CallResult) -> datetime:
@@ -60,10 +67,19 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return round(statistics.fmean(present), 4) if present else None
 
 
+def deal_of(result: CallResult, deals: dict[str, Deal]) -> Deal | None:
+    """The call's deal, or its lead when it has no deal."""
+    target = result.metadata.crm_target or ""
+    return deals.get(result.metadata.deal_id or "") or (deals.get(target) if target.startswith("lead:") else None)
+
+
 def _successful(result: CallResult, deals: dict[str, Deal], options: ReportOptions) -> bool:
-    deal = deals.get(result.metadata.deal_id or "")
+    deal = deal_of(result, deals)
     if deal is not None:
-        return bool(deal.won)
+        if deal.won_at is None:  # a deals CSV says won or not, but not when
+            return bool(deal.won)
+        moment = call_time(result)
+        return moment <= deal.won_at <= moment + timedelta(days=options.won_within_days)
     if result.score is None:
         return False
     return any(c.id == options.success_criterion and c.applicable and c.passed for c in result.score.criteria)
@@ -74,12 +90,11 @@ def _positive(result: CallResult) -> bool:
 
 
 def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: dict[str, Deal], days: float,
-                   options: ReportOptions) -> ManagerStats:
+                   options: ReportOptions, feedback_measured: bool) -> ManagerStats:
     count = len(calls)
     total_min = sum(result.duration_s for result in calls) / 60
     successful = sum(_successful(result, deals, options) for result in calls)
-    won = {deal.deal_id: deal for deal in (deals.get(r.metadata.deal_id or "") for r in calls)
-           if deal is not None and deal.won}
+    won = {deal.deal_id: deal for deal in (deal_of(r, deals) for r in calls) if deal is not None and deal.won}
     scored = [(result, result.score) for result in calls if result.score is not None]
     groups: dict[str, list[float]] = defaultdict(list)
     applies: dict[str, list[bool]] = defaultdict(list)
@@ -105,8 +120,8 @@ def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: d
         successful_calls=successful,
         conversion_pct=round(100 * successful / count, 1) if count else None,
         average_check=_mean(deal.amount for deal in won.values()),
-        repeat_purchases=sum(deal.repeat_customer for deal in won.values()),
-        positive_feedback=sum(_positive(result) for result in calls),
+        repeat_purchases=sum(deal.repeat_customer for deal in won.values()) if deals else None,
+        positive_feedback=sum(_positive(result) for result in calls) if feedback_measured else None,
         uncertain_verdicts=uncertain,
         average_score=_mean(score.total for _, score in scored),
         group_totals={group: _mean(values) for group, values in groups.items()},
@@ -124,9 +139,10 @@ def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: d
         "successful": options.successful_per_day.grade(successful / days),
         "conversion": options.conversion_pct.grade(stats.conversion_pct),
         "average_check": options.average_check.grade(stats.average_check),
-        "repeat_purchases": options.repeat_purchases.grade(stats.repeat_purchases) if won else None,
+        "repeat_purchases": options.repeat_purchases.grade(stats.repeat_purchases),
         "positive_feedback": options.positive_feedback_pct.grade(100 * stats.positive_feedback / count
-                                                                 if count else None),
+                                                                 if count and stats.positive_feedback is not None
+                                                                 else None),
     }
     ratings.update({f"group:{group}": options.criterion_pass_pct.grade(total)
                     for group, total in stats.group_totals.items()})
@@ -136,7 +152,7 @@ def _manager_stats(manager_id: str, name: str, calls: list[CallResult], deals: d
 
 
 def _per_manager(calls: Sequence[CallResult], deals: dict[str, Deal], days: float, options: ReportOptions,
-                 known: dict[str, str]) -> dict[str, ManagerStats]:
+                 known: dict[str, str], feedback_measured: bool) -> dict[str, ManagerStats]:
     grouped: dict[str, list[CallResult]] = defaultdict(list)
     names = dict(known)
     for result in calls:
@@ -145,36 +161,91 @@ def _per_manager(calls: Sequence[CallResult], deals: dict[str, Deal], days: floa
         names.setdefault(manager_id, name)
     # A manager known from another period appears with no calls (zeros), not silently missing.
     return {manager_id: _manager_stats(manager_id, names[manager_id], grouped.get(manager_id, []), deals, days,
-                                       options)
+                                       options, feedback_measured)
             for manager_id in sorted(names, key=lambda m: names[m])}
 
 
-def _funnel(calls: Sequence[CallResult], deals: dict[str, Deal]) -> list[FunnelStage]:
-    involved = [deals[d] for d in {r.metadata.deal_id for r in calls if r.metadata.deal_id} if d in deals]
-    stages = []
-    previous_count = None
-    for index, stage in enumerate(FUNNEL_STAGES):
-        reached = [deal for deal in involved if stage in deal.stage_entered]
-        following = FUNNEL_STAGES[index + 1] if index + 1 < len(FUNNEL_STAGES) else None
-        durations = [(deal.stage_entered[following] - deal.stage_entered[stage]).total_seconds() / 86400
-                     for deal in reached if following and following in deal.stage_entered]
+def _days(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / 86400
+
+
+def _funnel_view(funnel: Funnel, deals: list[Deal], calls: Sequence[CallResult], all_deals: dict[str, Deal],
+                 names: dict[str, str]) -> FunnelView:
+    """How far the funnel's deals got: for each stage of its path, the deals that reached it (entered it or a
+    later stage: a deal may skip stages), the conversion from the previous stage, the median days from entering
+    the stage to the next move, the average amount, and the calls made while deals stood there; then the lost
+    stages, and stages the funnel does not know (kept and shown, never dropped)."""
+    path = funnel.path
+    place = {stage.id: index for index, stage in enumerate(path)}
+    known = {stage.id for stage in funnel.stages}
+
+    def furthest(deal: Deal) -> int:
+        return max((place[move.stage_id] for move in deal.moves if move.stage_id in place), default=-1)
+
+    def row(stage_id: str, title: str, reached: list[Deal], semantic, previous: int | None) -> FunnelStage:
+        durations = []
+        for deal in reached:
+            for move, following in zip(deal.moves, deal.moves[1:]):
+                if move.stage_id == stage_id:
+                    durations.append(_days(move.at, following.at))
         in_stage_calls = 0
+        ids = {deal.deal_id for deal in reached}
         for result in calls:
-            deal = deals.get(result.metadata.deal_id or "")
-            if deal is None or stage not in deal.stage_entered:
-                continue
-            moment = call_time(result)
-            ends = deal.stage_entered.get(following) if following else None
-            if deal.stage_entered[stage] <= moment and (ends is None or moment < ends):
+            called = deal_of(result, all_deals)
+            if called is not None and called.deal_id in ids and called.stage_at(call_time(result)) == stage_id:
                 in_stage_calls += 1
-        stages.append(FunnelStage(
-            stage=stage, title=FUNNEL_TITLES[stage], deals=len(reached),
-            conversion_from_previous=(round(100 * len(reached) / previous_count, 1)
-                                      if previous_count else None),
+        amounts = [deal.amount for deal in reached if deal.amount is not None]
+        return FunnelStage(
+            stage=stage_id, title=title, deals=len(reached), semantic=semantic,
+            conversion_from_previous=round(100 * len(reached) / previous, 1) if previous else None,
             median_days_in_stage=round(statistics.median(durations), 2) if durations else None,
-            calls=in_stage_calls))
-        previous_count = len(reached)
-    return stages
+            calls=in_stage_calls, average_amount=round(statistics.fmean(amounts), 2) if amounts else None)
+
+    stages, previous = [], None
+    for index, stage in enumerate(path):
+        reached = [deal for deal in deals if furthest(deal) >= index]
+        stages.append(row(stage.id, stage.name, reached, stage.semantic, previous))
+        previous = len(reached)
+    for stage in funnel.stages:
+        if stage.semantic == "lost":
+            stages.append(row(stage.id, stage.name, [d for d in deals if d.stage_id == stage.id], "lost", None))
+    for unknown in sorted({d.stage_id for d in deals if d.stage_id and d.stage_id not in known}
+                          if funnel.id != CSV_FUNNEL.id else set()):
+        stages.append(row(unknown, f"{unknown} (этап не найден в воронке)",
+                          [d for d in deals if d.stage_id == unknown], "unknown", None))
+    managers = []
+    by_manager: dict[str, list[Deal]] = defaultdict(list)
+    for deal in deals:
+        by_manager[deal.manager_id or UNKNOWN_MANAGER[0]].append(deal)
+    for manager_id, owned in sorted(by_manager.items(), key=lambda item: names.get(item[0], item[0])):
+        reached_counts = [sum(furthest(deal) >= index for deal in owned) for index in range(len(path))]
+        closed = [deal for deal in owned if deal.won is not None]
+        managers.append(ManagerFunnel(manager=names.get(manager_id, f"ID {manager_id}"), reached=reached_counts,
+                                      won_pct=round(100 * sum(bool(d.won) for d in closed) / len(owned), 1)
+                                      if owned else None))
+    return FunnelView(funnel_id=funnel.id, name=funnel.name, stages=stages, managers=managers)
+
+
+def _funnels(calls: Sequence[CallResult], deals: dict[str, Deal], funnels: Sequence[Funnel], since: datetime,
+             until: datetime, managers: dict[str, str]) -> list[FunnelView]:
+    """The deals with calls in the period and the deals the period's managers opened in it, funnel by funnel."""
+    involved = {deal.deal_id: deal for deal in (deal_of(result, deals) for result in calls) if deal is not None}
+    for deal in deals.values():
+        if deal.created_at and since <= deal.created_at < until and (deal.manager_id in managers):
+            involved.setdefault(deal.deal_id, deal)
+    views = []
+    for funnel in [*funnels, CSV_FUNNEL]:
+        members = [deal for deal in involved.values() if (deal.funnel_id or CSV_FUNNEL.id) == funnel.id]
+        if members:
+            views.append(_funnel_view(funnel, members, calls, deals, managers))
+    known = {funnel.id for funnel in funnels} | {CSV_FUNNEL.id}
+    for funnel_id in sorted({deal.funnel_id for deal in involved.values()
+                             if deal.funnel_id is not None and deal.funnel_id not in known}):
+        # A funnel the snapshot has no stages for: its deals still count, under the stage ids they carry.
+        members = [deal for deal in involved.values() if deal.funnel_id == funnel_id]
+        views.append(_funnel_view(Funnel(id=str(funnel_id), name=f"Воронка {funnel_id}", stages=[]), members,
+                                  calls, deals, managers))
+    return views
 
 
 def _review(calls: Sequence[CallResult], options: ReportOptions) -> list[ReviewCall]:
@@ -195,12 +266,16 @@ def _review(calls: Sequence[CallResult], options: ReportOptions) -> list[ReviewC
 
 def build_report(results: Sequence[CallResult], deals: dict[str, Deal], *, since: datetime, until: datetime,
                  options: ReportOptions, criteria: list[tuple[str, str]], groups: list[tuple[str, str]],
+                 funnels: Sequence[Funnel] = (), deal_source: str | None = None, feedback_measured: bool = True,
                  now: datetime | None = None) -> Report:
     """The report for calls that started in [since, until), with the previous period of the same length.
 
     Args:
         results: stored results (any period; filtered here).
-        deals: deal data by deal id (empty without a CRM).
+        deals: deals and leads by id ("lead:<id>" for leads), empty without a CRM.
+        funnels: the CRM's funnels with their stages (a deals CSV's deals use the phone funnel).
+        deal_source: where the deals came from, shown in the report (default: "deals.csv" when there are deals).
+        feedback_measured: a feedback lexicon was there to hear the client's praise (else: no data, not 0).
         criteria, groups: (id, title) of the scorecard's criteria and groups, in its order.
     """
     length = until - since
@@ -211,8 +286,9 @@ def build_report(results: Sequence[CallResult], deals: dict[str, Deal], *, since
     known = {manager_of(r)[0]: manager_of(r)[1] for r in [*current, *earlier]}
     return Report(
         since=since, until=until, previous_since=previous_since, generated_at=now or datetime.now(UTC),
-        managers=list(_per_manager(current, deals, days, options, known).values()),
-        previous=_per_manager(earlier, deals, days, options, known),
-        funnel=_funnel(current, deals),
+        managers=list(_per_manager(current, deals, days, options, known, feedback_measured).values()),
+        previous=_per_manager(earlier, deals, days, options, known, feedback_measured),
+        funnels=_funnels(current, deals, funnels, since, until, {m: n for m, n in known.items()}),
         review=_review(current, options),
-        criteria=criteria, groups=groups, calls=len(current), has_deals=bool(deals))
+        criteria=criteria, groups=groups, calls=len(current),
+        deal_source=(deal_source or "deals.csv") if deals else None, feedback_measured=feedback_measured)

@@ -1,4 +1,5 @@
-"""Deal data for the report: a CSV a CRM export can produce (the Bitrix24 source will fill the same model).
+"""Deal data for the report from a CSV a CRM export can produce (`--deals`: it overrides what the runs read from
+Bitrix24, pipeline/bitrix24/crm.py, which fills the same model).
 
 Columns: deal_id, manager_id, amount, currency, won (yes|no|empty while open), repeat_customer (yes|no), and the
 times the deal entered each stage of the phone funnel: lead_at, qualification_at, offer_at, aftersale_at
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipeline.errors import ConfigError
-from pipeline.report.model import FUNNEL_STAGES, Deal
+from pipeline.report.model import FUNNEL_STAGES, CrmSnapshot, Deal, Funnel, StageMove
+from pipeline.stores import ArtifactStore
 
-__all__ = ["parse_deals"]
+__all__ = ["CrmData", "load_snapshots", "merge_snapshots", "parse_deals"]
 
 YES = {"yes", "y", "да", "true", "1"}
 NO = {"no", "n", "нет", "false", "0"}
@@ -51,7 +54,49 @@ def parse_deals(text: str, where: str) -> dict[str, Deal]:
                 amount=float(amount) if amount else None, currency=(row.get("currency") or "").strip() or None,
                 won=_flag(row.get("won") or "", place), repeat_customer=bool(_flag(row.get("repeat_customer") or "",
                                                                                    place)),
-                stage_entered=entered)
+                moves=sorted((StageMove(stage_id=stage, at=at) for stage, at in entered.items()),
+                             key=lambda move: move.at))
         except ValueError as error:
             raise ConfigError(f"{place}: {error}") from error
     return deals
+
+
+def load_snapshots(store: ArtifactStore, *, read_since: datetime | None = None) -> tuple[list[CrmSnapshot], list[str]]:
+    """The CRM snapshots the runs stored (`crm/<run_id>.json`), oldest read first, and the keys that could not be
+    read as one (reported, not fatal). `read_since`: only those read since then."""
+    snapshots, unreadable = [], []
+    for key in store.list("crm/"):
+        if not key.endswith(".json"):
+            continue
+        data = store.read(key)
+        try:
+            snapshot = CrmSnapshot.model_validate_json(data or b"")
+        except ValueError:
+            unreadable.append(key)
+            continue
+        if read_since is None or snapshot.read_at >= read_since:
+            snapshots.append(snapshot)
+    snapshots.sort(key=lambda snapshot: snapshot.read_at)
+    return snapshots, unreadable
+
+
+@dataclass(frozen=True)
+class CrmData:
+    """What the report knows of the CRM: deals and leads by id, the funnels, and where they came from."""
+
+    deals: dict[str, Deal]
+    funnels: list[Funnel]
+    source: str | None
+
+
+def merge_snapshots(snapshots: list[CrmSnapshot]) -> CrmData:
+    """One view of several runs' snapshots: a deal read again later (its stage moved on) replaces what an
+    earlier run read; so does a funnel."""
+    deals: dict[str, Deal] = {}
+    funnels: dict[str, Funnel] = {}
+    for snapshot in sorted(snapshots, key=lambda s: s.read_at):
+        deals.update((deal.deal_id, deal) for deal in snapshot.deals)
+        funnels.update((funnel.id, funnel) for funnel in snapshot.funnels)
+    portals = sorted({snapshot.portal for snapshot in snapshots})
+    return CrmData(deals=deals, funnels=list(funnels.values()),
+                   source=f"Bitrix24 {', '.join(portals)}" if portals else None)

@@ -8,9 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["FUNNEL_STAGES", "Bands", "Deal", "FunnelStage", "ManagerStats", "ReportOptions", "ReviewCall"]
+__all__ = ["CSV_FUNNEL", "FUNNEL_STAGES", "Bands", "CrmSnapshot", "Deal", "Funnel", "FunnelStage", "FunnelView",
+           "ManagerFunnel", "ManagerStats", "ReportOptions", "ReviewCall", "Stage", "StageMove"]
 
-# The phone funnel of the source article: lead -> qualification -> offer -> after-sale.
+# The phone funnel of the source article: lead -> qualification -> offer -> after-sale (a deals CSV's stages).
 FUNNEL_STAGES = ("lead", "qualification", "offer", "aftersale")
 FUNNEL_TITLES = {"lead": "Лид", "qualification": "Квалификация", "offer": "Предложение", "aftersale": "Постпродажа"}
 
@@ -61,6 +62,8 @@ class ReportOptions(BaseModel):
         criterion_pass_pct: a scorecard criterion met in this share of the calls where it applies.
         success_criterion: when a call has no deal data, it counts as successful if this scorecard criterion
             passed (default: a next step was agreed).
+        won_within_days: with CRM data, a call is successful when its deal (or lead) was won within this many
+            days after the call.
         review_count: how many calls to list under "listen to first".
         deal_url: the address of a deal, `{deal_id}` replaced (e.g. https://portal.bitrix24.ru/crm/deal/details/{deal_id}/).
     """
@@ -76,22 +79,109 @@ class ReportOptions(BaseModel):
     positive_feedback_pct: Bands = _bands(g2=5, g3=10, g4=20, g5=30)
     criterion_pass_pct: Bands = _bands(g2=40, g3=60, g4=75, g5=90)
     success_criterion: str = "next_step"
+    won_within_days: float = Field(30, gt=0)
     review_count: int = Field(10, ge=1)
     deal_url: str | None = None
 
 
-class Deal(BaseModel):
-    """A deal as the report needs it (from Bitrix24, or a deals.csv): amount, outcome, funnel stage times."""
+StageSemantic = Literal["process", "won", "lost"]
+
+
+class Stage(BaseModel):
+    """A stage of a funnel (a deal stage or a lead status), with its place and meaning."""
 
     model_config = ConfigDict(frozen=True)
 
-    deal_id: str
+    id: str  # the CRM's own id: "NEW", "C1:WON", "CONVERTED"
+    name: str
+    sort: int = 0
+    semantic: StageSemantic = "process"
+
+
+class Funnel(BaseModel):
+    """A deal funnel (Bitrix24 calls it a category; "0" is the default one) or the lead statuses."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # "0", "1", ... for deals; "lead" for leads; "phone" for a deals CSV
+    name: str
+    kind: Literal["deal", "lead"] = "deal"
+    stages: list[Stage]
+
+    @property
+    def path(self) -> list[Stage]:
+        """The stages a deal walks through to a win, in order (lost stages are off the path)."""
+        return sorted((s for s in self.stages if s.semantic != "lost"), key=lambda s: (s.semantic == "won", s.sort))
+
+
+# A deals CSV has no funnel of its own: its four columns are the source article's phone funnel.
+CSV_FUNNEL = Funnel(id="phone", name="Телефонная воронка",
+                    stages=[Stage(id=stage, name=FUNNEL_TITLES[stage], sort=index)
+                            for index, stage in enumerate(FUNNEL_STAGES)])
+
+
+class StageMove(BaseModel):
+    """The deal entered `stage_id` at `at` (a row of the CRM's stage history)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage_id: str
+    at: datetime
+
+
+class Deal(BaseModel):
+    """A deal or a lead as the report needs it (from Bitrix24, or a deals.csv): amount, outcome, stage history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deal_id: str  # a lead's is "lead:<id>", so deals and leads share one table
+    kind: Literal["deal", "lead"] = "deal"
     manager_id: str | None = None
     amount: float | None = None
     currency: str | None = None
     won: bool | None = None  # None: still open
+    won_at: datetime | None = Field(None, description="when it entered a won stage (None: not won, or not known)")
     repeat_customer: bool = False
-    stage_entered: dict[str, datetime] = Field({}, description="funnel stage -> when the deal entered it")
+    funnel_id: str | None = None  # None: the deals CSV's phone funnel
+    stage_id: str | None = None  # where it stands now
+    created_at: datetime | None = None
+    contact_id: str | None = None
+    company_id: str | None = None
+    moves: list[StageMove] = Field([], description="the stages it entered, oldest first")
+
+    @property
+    def stage_entered(self) -> dict[str, datetime]:
+        """Each stage it entered -> when it first did."""
+        entered: dict[str, datetime] = {}
+        for move in self.moves:
+            entered.setdefault(move.stage_id, move.at)
+        return entered
+
+    def stage_at(self, moment: datetime) -> str | None:
+        """The stage it stood in at `moment` (None: not created yet, or no history)."""
+        current = None
+        for move in self.moves:
+            if move.at > moment:
+                break
+            current = move.stage_id
+        return current
+
+
+class CrmSnapshot(BaseModel):
+    """What a run read from the CRM (`crm/<run_id>.json` in the artifact store): the funnels with their stages,
+    the deals and leads of the run's calls and the managers' deals of the period, with their stage histories."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_id: Literal["callqa.crm/1"] = Field("callqa.crm/1", alias="schema")
+    portal: str
+    run_id: str
+    read_at: datetime
+    since: datetime | None = None
+    until: datetime | None = None
+    funnels: list[Funnel]
+    deals: list[Deal]
+    warnings: list[str] = []
 
 
 class FunnelStage(BaseModel):
@@ -101,6 +191,23 @@ class FunnelStage(BaseModel):
     conversion_from_previous: float | None
     median_days_in_stage: float | None
     calls: int
+    average_amount: float | None = None
+    semantic: StageSemantic | Literal["unknown"] = "process"
+
+
+class ManagerFunnel(BaseModel):
+    """One manager's deals in one funnel: how many reached each stage of its path, and the share won."""
+
+    manager: str
+    reached: list[int]
+    won_pct: float | None
+
+
+class FunnelView(BaseModel):
+    funnel_id: str
+    name: str
+    stages: list[FunnelStage]  # the path in order, then lost stages, then stages the funnel does not know
+    managers: list[ManagerFunnel]
 
 
 class ManagerStats(BaseModel):
@@ -112,8 +219,8 @@ class ManagerStats(BaseModel):
     successful_calls: int
     conversion_pct: float | None
     average_check: float | None
-    repeat_purchases: int
-    positive_feedback: int
+    repeat_purchases: int | None  # None: no deal data
+    positive_feedback: int | None  # None: no feedback lexicon heard it
     average_score: float | None
     group_totals: dict[str, float | None]  # scorecard group id -> mean of the calls' group totals
     talk_ratio: float | None

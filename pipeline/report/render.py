@@ -55,6 +55,9 @@ def _columns(report: Report) -> list[Column]:
     return columns
 
 
+NO_DATA = "нет данных"  # a figure whose source is missing: never shown as a 0 or a worst grade
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     """Russian number format: a decimal comma and thin spaces between thousands; "—" for no value."""
     if value is None:
@@ -72,6 +75,10 @@ def _value(stats: ManagerStats | None, column: Column) -> float | None:
     return None if value is None else value * column.scale
 
 
+# Figures that need a source beyond the calls (the CRM, a feedback lexicon): without it they have no data.
+_NEEDS_SOURCE = {"average_check", "repeat_purchases", "positive_feedback"}
+
+
 def _rows(report: Report, columns: list[Column]) -> list[dict]:
     rows = []
     for stats in report.managers:
@@ -85,7 +92,9 @@ def _rows(report: Report, columns: list[Column]) -> list[dict]:
                 better = (delta > 0) == column.higher_is_better
                 change = ("▲ +" if delta > 0 else "▼ −") + fmt(abs(delta), column.digits)
                 change_class = "up" if better else "down"
-            cells.append({"text": fmt(value, column.digits) + (column.unit if value is not None else ""),
+            text = fmt(value, column.digits) + column.unit if value is not None else (
+                NO_DATA if column.key in _NEEDS_SOURCE else "—")
+            cells.append({"text": text,
                           "sort": -1e18 if value is None else value,
                           "grade": stats.ratings.get(column.rating) if column.rating else None,
                           "change": change, "change_class": change_class})
@@ -96,8 +105,9 @@ def _rows(report: Report, columns: list[Column]) -> list[dict]:
 NOTES = [
     "Звонки относятся к периоду по времени начала (из АТС или Битрикс24); звонки без времени — по времени анализа.",
     "Количество звонков и их продолжительность — по записям, прошедшим анализ; продолжительность — длина записи.",
-    "Успешный звонок: сделка звонка выиграна; если данных о сделке нет — в звонке выполнен критерий скрипта "
-    "«следующий шаг» (настраивается: report.success_criterion). Конверсия — доля успешных звонков.",
+    "Успешный звонок: сделка (или лид) звонка выиграна в течение заданного числа дней после звонка (по умолчанию "
+    "30, настраивается: report.won_within_days); если данных о сделке нет — в звонке выполнен критерий скрипта "
+    "«следующий шаг» (report.success_criterion). Конверсия — доля успешных звонков.",
     "Средний чек — средняя сумма выигранных сделок, по которым были звонки менеджера за период; повторные "
     "покупки — сколько из этих сделок с повторными клиентами.",
     "Положительные отзывы — звонки, где клиент похвалил (словарь feedback, термин positive).",
@@ -111,9 +121,11 @@ NOTES = [
     "длинный отрезок речи менеджера без слов клиента; перебивания — сколько раз менеджер начал говорить, пока "
     "говорил клиент (docs/metrics.md).",
     "Изменение — разница с предыдущим периодом той же длины; зелёным — к лучшему.",
-    "Воронка: лид → квалификация → предложение → постпродажа по сделкам, по которым были звонки за период; "
-    "конверсия — доля сделок, дошедших до этапа, от дошедших до предыдущего; время на этапе — медиана от входа на "
-    "этап до входа на следующий; звонки на этапе — сделанные, пока сделка была на нём.",
+    "Воронка — по каждой воронке CRM (или лид → квалификация → предложение → постпродажа из файла сделок): сделки "
+    "со звонками за период и сделки, открытые менеджерами за период; сделка дошла до этапа, если вошла в него или "
+    "в более поздний; конверсия — доля дошедших до этапа от дошедших до предыдущего; время на этапе — медиана от "
+    "входа на этап до следующего перехода; звонки на этапе — сделанные, пока сделка была на нём; проигранные и "
+    "неизвестные воронке этапы — отдельными строками.",
     "Прослушать в первую очередь: звонки с нарушением (грубость обнуляет оценку), затем с самыми низкими оценками.",
 ]
 
@@ -142,13 +154,15 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
                            title="Средняя оценка звонка (0–100)"),
         "trend": line_chart({s.name: list(s.daily_scores.items()) for s in active if s.daily_scores},
                             title="Оценка звонков по дням"),
-        "funnel": bar_chart([(stage.title, stage.deals) for stage in report.funnel],
-                            maximum=max([stage.deals for stage in report.funnel] + [1]), title="Сделок на этапе"),
     }
+    funnel_charts = [bar_chart([(stage.title, stage.deals) for stage in view.stages],
+                               maximum=max([stage.deals for stage in view.stages] + [1]),
+                               title=f"{view.name}: сделок на этапе") for view in report.funnels]
     environment = jinja2.Environment(loader=jinja2.PackageLoader("pipeline.report", "templates"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = environment.get_template("report.html.j2").render(
         report=report, columns=columns, rows=_rows(report, columns), active=active, charts=charts, notes=NOTES,
+        funnel_charts=funnel_charts, no_data=NO_DATA,
         fmt=fmt, average_score=sum(scores) / len(scores) if scores else None,
         period=f"{report.since:%d.%m.%Y} – {report.until - timedelta(seconds=1):%d.%m.%Y}",
         previous_period=f"{report.previous_since:%d.%m.%Y} – {report.since - timedelta(seconds=1):%d.%m.%Y}",
@@ -164,9 +178,10 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
     criteria = [["Критерий"] + [s.name for s in active]] + [
         [title] + [_csv_number(s.criterion_pass_pct.get(cid)) for s in active] for cid, title in report.criteria]
     funnel = [["Этап", "Сделок", "Конверсия из прошлого этапа, %", "Медиана времени на этапе, дней",
-               "Звонков на этапе"]] + [
+               "Звонков на этапе", "Средняя сумма сделки", "Воронка", "Код этапа"]] + [
         [st.title, st.deals, _csv_number(st.conversion_from_previous), _csv_number(st.median_days_in_stage),
-         st.calls] for st in report.funnel]
+         st.calls, _csv_number(st.average_amount), view.name, st.stage]
+        for view in report.funnels for st in view.stages]
     review = [["Звонок", "Начало", "Менеджер", "Оценка", "Нарушения", "Не выполнено", "Сделка"]] + [
         [c.call_id, c.started_at, c.manager, _csv_number(c.score), ", ".join(c.auto_failed), "; ".join(c.failed),
          c.deal_url or c.deal_id or ""] for c in report.review]

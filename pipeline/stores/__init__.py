@@ -8,6 +8,7 @@ from pipeline.stores.base import (
     Versioned,
     audio_key,
     claim_key,
+    crm_key,
     result_key,
     run_key,
     transcript_key,
@@ -17,7 +18,7 @@ from pipeline.stores.s3 import S3Store
 from pipeline.support.s3 import S3Settings
 
 __all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "Versioned", "audio_key", "claim_key",
-           "open_store", "result_key", "run_key", "transcript_key"]
+           "crm_key", "open_store", "result_key", "run_key", "transcript_key"]
 
 
 def open_store(spec: str, s3: S3Settings) -> ArtifactStore:

@@ -48,6 +48,11 @@ def run_key(run_id: str) -> str:
     return f"runs/{run_id}.json"
 
 
+def crm_key(run_id: str) -> str:
+    """What a run read from the CRM (a `CrmSnapshot`)."""
+    return f"crm/{run_id}.json"
+
+
 @dataclass(frozen=True)
 class Versioned:
     """An object's bytes and its version: an opaque tag that changes whenever the object does."""
