@@ -39,7 +39,7 @@ def publish(
     configure_logging(0)
     settings = load_settings(config)
     register_secrets(settings)
-    window = time_window(day, since, until)
+    window = time_window(day, since, until, settings.bitrix24.zone)
     artifact_store = open_store(store or settings.run.store, settings.s3)
     call_ids = []
     for key in artifact_store.list("calls/"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -80,11 +80,12 @@ def progress_bar():
                     TimeElapsedColumn(), console=stderr, transient=True)
 
 
-def time_window(day: str | None, since: str | None, until: str | None):
-    """--date, or --since/--until, as a window of local time (None: no window)."""
+def time_window(day: str | None, since: str | None, until: str | None, zone: tzinfo | None = None):
+    """--date, or --since/--until, as a window of time in `zone` (default: the host's; a Bitrix24 portal's calls
+    go by the portal's zone: its managers' day), None for no window."""
     from pipeline.sources.base import TimeWindow
 
-    local = datetime.now().astimezone().tzinfo
+    local = zone or datetime.now().astimezone().tzinfo
     try:
         if day:
             if since or until:

@@ -59,7 +59,7 @@ def run(
     options = settings.run.model_copy(update={key: value for key, value in {
         "source": source, "store": store, "scheduler": scheduler, "workers": workers}.items() if value is not None})
     settings = settings.model_copy(update={"run": options})
-    window = time_window(day, since, until)
+    window = time_window(day, since, until, settings.bitrix24.zone if options.source == "bitrix24" else None)
     label = day or (f"{since} - {until}" if window else "")
     report = run_and_report(settings, window=window, label=label, force=force, rescore=rescore, dry_run=dry_run)
     if report.failed:
