@@ -52,7 +52,8 @@ class SoakPlan:
         portal_fail_rate: share of portal requests answered 503.
         unanswered_writes: portal writes applied and left unanswered.
         token_ttl_requests: OAuth access tokens die after this many requests.
-        block_s: seconds `disk.file.get` is blocked once (OPERATION_TIME_LIMIT), a third into the night.
+        block_s: `disk.file.get` is refused once (OPERATION_TIME_LIMIT) a third into the night; the portal's ten-minute
+            operating window is scaled down to this, so the reset the client waits for comes within it.
         timeout_s: the client's time-out for both S3 and the portal (a hang costs this much).
         reruns: how many times the night is run again after the first.
     """
@@ -213,7 +214,7 @@ def soak(plan: SoakPlan, workdir: Path, *, progress=print) -> SoakReport:
         unanswered_writes=plan.unanswered_writes if faults else 0,
         token_ttl_requests=plan.token_ttl_requests if faults else None,
         blocked_method="disk.file.get" if faults else None, block_after_calls=max(1, plan.calls // 3),
-        block_s=plan.block_s, seed=plan.seed)
+        operating_window_s=plan.block_s, seed=plan.seed)  # the portal's 10 minutes scaled down: the block's reset
     with s3_server(workdir / "moto.log") as upstream, \
             s3_fault_proxy(upstream, error_rate=plan.s3_error_rate if faults else 0.0,
                            hang_rate=plan.s3_hang_rate if faults else 0.0, seed=plan.seed) as (endpoint, proxy), \

@@ -99,6 +99,28 @@ def test_b24pysdk_retries_503s_and_reads_stage_history(monkeypatch) -> None:
         assert [r["CREATED_TIME"] for r in rows] == sorted(r["CREATED_TIME"] for r in rows)
 
 
+def test_b24pysdk_refreshes_an_expired_oauth_token_and_goes_on(monkeypatch) -> None:
+    """The official SDK's own refresh: `expired_token` -> GET /oauth/token/ with the refresh token -> the call again.
+    The SDK hard-codes Bitrix24's OAuth host, so the test points that one constant at the sandbox."""
+    from b24pysdk import BitrixApp, BitrixToken
+    from b24pysdk.api.requesters.bitrix_oauth_requester import BitrixOAuthRequester
+
+    portal = _deals(5)
+    options = SandboxOptions(token_ttl_requests=2)  # each access token serves two requests
+    with serve(portal, options, tls=True) as running:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.ca_path))
+        monkeypatch.setattr(BitrixOAuthRequester, "_OAUTH_TOKEN_URL", f"{running.base_url}/oauth/token/")
+        access, refresh = running.sandbox.issue_tokens()
+        token = BitrixToken(domain=running.base_url.removeprefix("https://"), auth_token=access,
+                            refresh_token=refresh, bitrix_app=BitrixApp(client_id=options.client_id,
+                                                                        client_secret=options.client_secret))
+        answered = [token.call_method("crm.deal.get", {"id": deal_id})["result"]["ID"]
+                    for deal_id in sorted(portal.deals)]
+        issued = len(running.sandbox.tokens)
+    assert answered == sorted(portal.deals)
+    assert token.auth_token != access and issued >= 3  # the first pair, then at least two refreshes for 5 calls
+
+
 # --- fast_bitrix24 ------------------------------------------------------------------------------------------
 
 def test_fast_bitrix24_pages_batches_and_retries(monkeypatch) -> None:

@@ -11,10 +11,10 @@ from datetime import datetime
 
 from pipeline.bitrix24.client import Bitrix24Client
 from pipeline.publish.ledgers import NotificationLedger, SendStatus, notification_ledger_key, now_iso, read_ledger
-from pipeline.publish.once import OnceWrite, send_once
+from pipeline.publish.once import OnceWrite, plan_each, send_once
 from pipeline.publish.outcomes import WriteOutcome
 from pipeline.schema import CallResult
-from pipeline.stores import ArtifactStore, StoreError
+from pipeline.stores import ArtifactStore
 
 __all__ = ["METHOD", "NotifyPublisher", "render_notification"]
 
@@ -74,17 +74,7 @@ class NotifyPublisher:
 
     def publish(self, results: list[CallResult]) -> list[WriteOutcome]:
         """Notify of every auto-failed call not notified yet; an outcome per auto-failed call."""
-        outcomes: list[WriteOutcome] = []
-        writes: list[OnceWrite] = []
-        for result in results:
-            try:
-                planned = self._plan(result)
-            except StoreError as error:
-                planned = WriteOutcome("notification", result.call_id, "failed", str(error))
-            if isinstance(planned, WriteOutcome):
-                outcomes.append(planned)
-            elif planned is not None:
-                writes.append(planned)
+        outcomes, writes = plan_each("notification", results, self._plan)
         if self.dry_run:
             for write in writes:
                 self.show(write.key, f"notification to user {write.params['USER_ID']}:\n{write.params['MESSAGE']}")

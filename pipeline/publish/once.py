@@ -20,9 +20,10 @@ from pipeline.bitrix24.client import Bitrix24Client
 from pipeline.bitrix24.errors import AmbiguousWrite, Bitrix24Error
 from pipeline.publish.ledgers import SendStatus, write_ledger
 from pipeline.publish.outcomes import Kind, WriteOutcome, WriteStatus, command_size, packed
+from pipeline.schema import CallResult
 from pipeline.stores import ArtifactStore, StoreError
 
-__all__ = ["OnceWrite", "send_once"]
+__all__ = ["OnceWrite", "plan_each", "send_once"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,25 @@ class OnceWrite:
     method: str
     params: dict
     entry: Callable[[SendStatus, int | None, str], BaseModel]  # (status, id from the answer, reason) -> entry
+
+
+def plan_each(kind: Kind, results: list[CallResult],
+              plan: Callable[[CallResult], OnceWrite | WriteOutcome | None]) -> tuple[list[WriteOutcome],
+                                                                                      list[OnceWrite]]:
+    """Each call's plan: an outcome now (nothing to send; the ledger could not be read), a write to send, or
+    nothing at all (None: this kind does not concern the call)."""
+    outcomes: list[WriteOutcome] = []
+    writes: list[OnceWrite] = []
+    for result in results:
+        try:
+            planned = plan(result)
+        except StoreError as error:
+            planned = WriteOutcome(kind, result.call_id, "failed", str(error))
+        if isinstance(planned, WriteOutcome):
+            outcomes.append(planned)
+        elif planned is not None:
+            writes.append(planned)
+    return outcomes, writes
 
 
 def send_once(client: Bitrix24Client, store: ArtifactStore, writes: list[OnceWrite],

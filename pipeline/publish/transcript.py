@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.bitrix24.client import Bitrix24Client
 from pipeline.publish.ledgers import SendStatus, TranscriptLedger, now_iso, read_ledger, transcript_ledger_key
-from pipeline.publish.once import OnceWrite, send_once
+from pipeline.publish.once import OnceWrite, plan_each, send_once
 from pipeline.publish.outcomes import WriteOutcome
 from pipeline.publish.pii import redact
 from pipeline.schema import CallResult
-from pipeline.stores import ArtifactStore, StoreError
+from pipeline.stores import ArtifactStore
 from pipeline.support.russian import call_time
 
 __all__ = ["METHOD", "TranscriptMessage", "TranscriptPublisher", "is_bitrix24_call", "transcript_messages"]
@@ -108,17 +108,7 @@ class TranscriptPublisher:
 
     def publish(self, results: list[CallResult]) -> list[WriteOutcome]:
         """Attach the transcript of every call that has none yet; one outcome per call."""
-        outcomes: list[WriteOutcome] = []
-        writes: list[OnceWrite] = []
-        for result in results:
-            try:
-                planned = self._plan(result)
-            except StoreError as error:
-                planned = WriteOutcome("transcript", result.call_id, "failed", str(error))
-            if isinstance(planned, WriteOutcome):
-                outcomes.append(planned)
-            else:
-                writes.append(planned)
+        outcomes, writes = plan_each("transcript", results, self._plan)
         if self.dry_run:
             for write in writes:
                 messages = [TranscriptMessage.model_validate(m) for m in write.params["MESSAGES"]]

@@ -56,7 +56,10 @@ class SandboxOptions:
         operating_cost_s, default_operating_cost_s: the simulated execution time each call of a method adds to
             its operating time (limits.md: ten one-minute buckets per method and webhook/app);
             `operating_limit_s`: above it, the method's next call answers 429 OPERATION_TIME_LIMIT until the
-            oldest bucket drops out (`operating_reset_at`). Tests move the portal's clock with `Sandbox.advance`.
+            oldest bucket drops out (`operating_reset_at`). Tests move the portal's clock with `Sandbox.advance`,
+            or scale the portal's ten minutes down with `operating_window_s` (its buckets are a tenth of it).
+        blocked_method, block_after_calls: a fault: that method's call after its first `block_after_calls` is
+            answered 429 OPERATION_TIME_LIMIT once; the client waits for the reset its earlier answers announced.
         webhook_admin: the webhook's user is a (CRM) administrator; crm.deal.userfield.add needs one.
         scopes: the scopes granted to the webhook and the OAuth app; other methods answer 403 insufficient_scope.
     """
@@ -83,6 +86,9 @@ class SandboxOptions:
     operating_cost_s: dict[str, float] = field(default_factory=dict)
     default_operating_cost_s: float = 0.002
     operating_limit_s: float = 480.0
+    operating_window_s: float = 600.0
+    blocked_method: str | None = None
+    block_after_calls: int = 0
     webhook_admin: bool = True
     scopes: frozenset[str] = ALL_SCOPES
     seed: int = 7
@@ -128,7 +134,8 @@ class Sandbox(CrmMethods, PortalMethods):
         self.random = random.Random(options.seed)
         self.rest_requests = 0  # REST requests that reached the sandbox (for `fail_every`)
         self.bucket = _Bucket(options.bucket_capacity, options.drain_per_s)
-        self.operating = OperatingTime(options.operating_limit_s)
+        self.operating = OperatingTime(options.operating_limit_s, options.operating_window_s)
+        self.blocked_method_calls = 0
         self.clock_offset_s = 0.0  # the portal's clock runs this far ahead of the machine's (`advance`)
         self.tokens: dict[str, _Token] = {}
         self.stopping = threading.Event()  # releases the writes left hanging
@@ -231,7 +238,7 @@ class Sandbox(CrmMethods, PortalMethods):
         if method == "batch":  # the outer batch is not counted in `operating` (limits.md)
             result, extra = self._batch(caller, params)
             return result, extra, time_block(started)
-        if self.operating.blocked(caller, method, self.now()):
+        if self.operating.blocked(caller, method, self.now()) or self._blocked_as_a_fault(method):
             self.portal.rejected["operation_time_limit"] += 1
             raise ApiError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429)
         try:
@@ -240,6 +247,15 @@ class Sandbox(CrmMethods, PortalMethods):
             cost = self.options.operating_cost_s.get(method, self.options.default_operating_cost_s)
             operating = self.operating.add(caller, method, self.now(), cost)
         return result, extra, time_block(started, operating=operating)
+
+    def _blocked_as_a_fault(self, method: str) -> bool:
+        """`blocked_method`'s call after its first `block_after_calls` is refused once, whatever it cost: a block
+        that happens at the same point of every run (the soak), counted in calls rather than seconds."""
+        if method != self.options.blocked_method:
+            return False
+        with self.portal.lock:
+            self.blocked_method_calls += 1
+            return self.blocked_method_calls == self.options.block_after_calls + 1
 
     def dispatch(self, method: str, params: dict) -> tuple[Any, dict]:
         """(result, extra envelope keys like total/next)."""
