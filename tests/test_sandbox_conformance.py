@@ -4,6 +4,7 @@ paging, `batch` references, statuses, CRM records with stage histories, faults, 
 
 from __future__ import annotations
 
+import ssl
 import tracemalloc
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -58,8 +59,8 @@ def _fast(running, monkeypatch: pytest.MonkeyPatch, **options):
 
 
 def _post(running, method: str, params: dict | None = None) -> httpx.Response:
-    return httpx.post(running.webhook_url + method, json=params or {}, verify=str(running.ca_path) if
-                      running.ca_path else True, trust_env=False, timeout=10)
+    trust = ssl.create_default_context(cafile=str(running.ca_path)) if running.ca_path else True
+    return httpx.post(running.webhook_url + method, json=params or {}, verify=trust, trust_env=False, timeout=10)
 
 
 # --- b24pysdk -----------------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_fast_bitrix24_refreshes_oauth_tokens_at_the_token_endpoint(monkeypatch)
             answer = httpx.get(f"{running.base_url}/oauth/token/", params={
                 "grant_type": "refresh_token", "client_id": options.client_id,
                 "client_secret": options.client_secret, "refresh_token": state["refresh"]},
-                verify=str(running.ca_path), trust_env=False).json()
+                verify=ssl.create_default_context(cafile=str(running.ca_path)), trust_env=False).json()
             state["refresh"] = answer["refresh_token"]
             refreshes.append(answer["access_token"])
             return answer["access_token"]
