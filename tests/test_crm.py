@@ -164,3 +164,19 @@ def test_ten_thousand_deals_are_read_in_bounded_memory() -> None:
     assert client.requests <= 30  # 200 pages of deals and ~800 of history, 50 to a batch
     # traced in this process: the client's snapshot and, on its thread, the sandbox's own answers
     assert peak / 10_000 < 10 * 1024, peak
+
+
+def test_the_nightly_run_reads_only_recent_snapshots(tmp_path: Path) -> None:
+    from pipeline.report import load_snapshots
+    from pipeline.stores import FolderStore, crm_key
+
+    store = FolderStore(tmp_path)
+    for run_id, read_at in (("20260101T020000-aaaaaa", datetime(2026, 1, 1, 2, tzinfo=MSK)),
+                            ("20261127T020000-bbbbbb", datetime(2026, 11, 27, 2, tzinfo=MSK))):
+        snapshot = CrmSnapshot(portal="p", run_id=run_id, read_at=read_at, funnels=[FUNNEL], deals=[])
+        store.write(crm_key(run_id), snapshot.model_dump_json(by_alias=True).encode())
+    store.write("crm/broken.json", b"{not json")
+    recent, broken = load_snapshots(store, read_since=datetime(2026, 11, 1, tzinfo=MSK))
+    assert [s.run_id for s in recent] == ["20261127T020000-bbbbbb"] and broken == ["crm/broken.json"]
+    everything, _ = load_snapshots(store)
+    assert [s.run_id for s in everything] == ["20260101T020000-aaaaaa", "20261127T020000-bbbbbb"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pipeline.errors import ConfigError
 from pipeline.report.model import FUNNEL_STAGES, CrmSnapshot, Deal, Funnel, StageMove
@@ -61,12 +61,22 @@ def parse_deals(text: str, where: str) -> dict[str, Deal]:
     return deals
 
 
+def _older_run(key: str, since: datetime) -> bool:
+    """Named by a run that started well before `since` (run ids begin with the run's local start time), so the
+    nightly run does not read a year of snapshots to find the last month's."""
+    try:
+        started = datetime.strptime(key.removeprefix("crm/")[:15], "%Y%m%dT%H%M%S")
+    except ValueError:
+        return False  # not a run's name: read it and see
+    return started < since.astimezone().replace(tzinfo=None) - timedelta(days=1)  # a day's slack for time zones
+
+
 def load_snapshots(store: ArtifactStore, *, read_since: datetime | None = None) -> tuple[list[CrmSnapshot], list[str]]:
     """The CRM snapshots the runs stored (`crm/<run_id>.json`), oldest read first, and the keys that could not be
     read as one (reported, not fatal). `read_since`: only those read since then."""
     snapshots, unreadable = [], []
     for key in store.list("crm/"):
-        if not key.endswith(".json"):
+        if not key.endswith(".json") or (read_since is not None and _older_run(key, read_since)):
             continue
         data = store.read(key)
         try:
