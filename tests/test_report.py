@@ -5,6 +5,7 @@ manager with no calls."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -259,3 +260,22 @@ def test_an_uncertain_verdict_is_counted_apart(tmp_path: Path) -> None:
     written = write_report(built, tmp_path / "report")
     html = next(path for path in written if path.suffix == ".html")
     assert "Не распознано надёжно" in html.read_text(encoding="utf-8")
+
+
+def test_report_days_are_the_portal_s_when_the_calls_come_from_bitrix24(tmp_path: Path) -> None:
+    """A call at 01:30 Moscow time on the 28th is the 27th in UTC: with Bitrix24 as the source the report's days
+    are the portal's (bitrix24.timezone), as the nightly run's are; otherwise the host's (UTC here)."""
+    early = call("night", manager=("12", "Алексей Смирнов"), day=28, duration_s=60, score=80)
+    early = early.model_copy(update={"metadata": early.metadata.model_copy(
+        update={"started_at": "2026-11-28T01:30:00+03:00"})})
+    store = FolderStore(tmp_path / "store")
+    store.write("calls/night/result.json", early.to_json().encode())
+    counted = {}
+    for source in ("bitrix24", "calls/"):
+        done = subprocess.run([str(CALLQA), "report", "--store", str(tmp_path / "store"), "--since", "2026-11-28",
+                               "--until", "2026-11-28", "--out", str(tmp_path / source.strip("/"))],
+                              capture_output=True, text=True, env={**os.environ, "TZ": "UTC",
+                                                                    "CALLQA_RUN__SOURCE": source})
+        assert done.returncode == 0, done.stderr
+        counted[source] = done.stdout.split(" calls of ")[0]
+    assert counted == {"bitrix24": "1", "calls/": "0"}

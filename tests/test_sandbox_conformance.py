@@ -138,6 +138,19 @@ def test_fast_bitrix24_pages_batches_and_retries(monkeypatch) -> None:
     assert portal.rejected["injected_503"] >= 1
 
 
+def test_fast_bitrix24_rides_out_503s_from_the_leaky_bucket(monkeypatch) -> None:
+    """The portal's own limiter, not an injected fault: fast_bitrix24 sends its three batches at once into a
+    bucket that holds one request and drains two a second, gets 503 QUERY_LIMIT_EXCEEDED, backs off, and still
+    reads every deal exactly once."""
+    portal = _deals(150)
+    with serve(portal, SandboxOptions(bucket_capacity=1, drain_per_s=2), tls=True) as running:
+        bitrix = _fast(running, monkeypatch)
+        rows = bitrix.get_by_ID("crm.deal.get", sorted(portal.deals))
+    assert portal.rejected["limit"] >= 1 and portal.rejected["injected_503"] == 0
+    assert sorted(rows) == sorted(portal.deals)  # {deal id: the deal}, one per id
+    assert all(rows[deal_id]["ID"] == deal_id for deal_id in rows)
+
+
 def test_fast_bitrix24_timeline_comments(monkeypatch) -> None:
     portal = _deals(3)
     with serve(portal, tls=True) as running:

@@ -48,11 +48,13 @@ def report(
     configure_logging(0)
     settings = load_settings(config, scorecard=scorecard)
     register_secrets(settings)
-    last = _day(until, "--until") if until else datetime.now().astimezone().date()
+    # Days are the portal's when the calls come from Bitrix24 (its managers' days, as the nightly run reads them),
+    # else the host's.
+    local = settings.bitrix24.zone if settings.run.source == "bitrix24" else datetime.now().astimezone().tzinfo
+    last = _day(until, "--until") if until else datetime.now(local).date()
     first = _day(since, "--since") if since else last - timedelta(days=6)
     if first > last:
         raise ConfigError("--since is after --until")
-    local = datetime.now().astimezone().tzinfo
     start = datetime.combine(first, time(), tzinfo=local)
     end = datetime.combine(last + timedelta(days=1), time(), tzinfo=local)
     card = load_scorecard(settings.scorecard or DEFAULT_SCORECARD).definition
