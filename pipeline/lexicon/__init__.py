@@ -1,4 +1,5 @@
-"""Lexicons QA leads edit: the file format (`model`), loading a folder (`loader`), matching calls (`matcher`).
+"""Lexicons QA leads edit: the file format (`model`), loading a folder (`loader`), matching calls (`matcher`),
+editing them from the workbench (`edit`: try a phrase, preview an edit on stored calls, save it with history).
 
     lexicons = load_lexicons("lexicons")          # refuses a broken folder with file:line for each problem
     hits = lexicons.matcher.find_hits(result.words, result.turns, result.duration_s)

@@ -19,7 +19,7 @@ from pipeline.lexicon.matcher import Matcher
 from pipeline.lexicon.model import LexiconFile
 from pipeline.support.yamlfile import Problem, YamlDocument, load_yaml, validate
 
-__all__ = ["ExampleOutcome", "LexiconSet", "content_version", "load_lexicons", "run_examples"]
+__all__ = ["ExampleOutcome", "LexiconSet", "content_version", "lexicon_files", "load_lexicons", "run_examples"]
 
 
 def content_version(paths: list[Path]) -> str:
@@ -78,14 +78,17 @@ class LexiconSet:
         return prompt
 
 
-def _lexicon_files(folder: Path) -> list[Path]:
+def lexicon_files(folder: Path) -> list[Path]:
+    """The files `load_lexicons` reads: the folder's *.yaml and *.yml (not its subfolders), sorted."""
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
-def load_lexicons(folder: str | Path) -> LexiconSet:
+def load_lexicons(folder: str | Path, *, keep_compiled: bool = True) -> LexiconSet:
     """Load and check every lexicon file in `folder` (not its subfolders).
 
     A folder checked before, unchanged, is read back compiled (`compiled.py`): no spaCy import, no YAML.
+    `keep_compiled=False` neither reads nor keeps a compiled set: for a folder checked once and thrown away
+    (the temporary copy an edit is checked in, `edit.py`), which would only fill the cache.
 
     Raises:
         DefinitionError: with every problem found in every file (file, line, what is wrong).
@@ -93,9 +96,11 @@ def load_lexicons(folder: str | Path) -> LexiconSet:
     folder = Path(folder)
     if not folder.is_dir():
         raise DefinitionError([Problem(folder, 1, "lexicon folder not found")])
-    paths = _lexicon_files(folder)
+    paths = lexicon_files(folder)
     if not paths:
         raise DefinitionError([Problem(folder, 1, "no lexicon files (*.yaml) in the folder")])
+    if not keep_compiled:
+        return _check(folder, paths)
     key = compiled_key(folder, content_version(paths))
     kept = read_compiled(key)
     if kept is not None:

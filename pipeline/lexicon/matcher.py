@@ -109,7 +109,10 @@ class _Match(NamedTuple):
 
 
 class TextHit(NamedTuple):
-    """A hit in free text (`Matcher.text_hits`): what `callqa lexicon try` shows."""
+    """A hit in free text (`Matcher.text_hits`): what `callqa lexicon try` shows.
+
+    `first` and `last` are the indices of its first and last word in `tokenize(text)`.
+    """
 
     lexicon: str
     term: str
@@ -118,6 +121,8 @@ class TextHit(NamedTuple):
     similarity: float = 1.0
     missing: str | None = None
     fuzzy: bool = False
+    first: int = 0
+    last: int = 0
 
     def how(self) -> str:
         return fuzzy_note(self.similarity, self.missing) if self.fuzzy else ""
@@ -619,6 +624,6 @@ class Matcher:
         stream, spans = self._text_spans(text)
         return [TextHit(lexicon, term, match.phrase,
                         " ".join(t.surface for t in stream.tokens[match.first : match.last + 1]),
-                        match.similarity, match.missing, match.fuzzy)
+                        match.similarity, match.missing, match.fuzzy, match.first, match.last)
                 for (lexicon, term, _), found in sorted(spans.items())
                 for match in found]
