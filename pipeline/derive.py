@@ -1,14 +1,15 @@
 """Everything a reader sees of a call, derived from its stored transcript: the one place a result is made.
 
-    transcript ──derive(transcript, setup)──> CallResult
-                  roles -> labelled words -> turns -> metrics -> quality -> hits -> score -> warnings
+    transcript ──derive(transcript, setup, reviews)──> CallResult
+                  roles -> labelled words -> turns -> metrics -> quality -> hits -> score -> reviews -> warnings
 
-`derive` is pure: no clock, no disk, no network; the same transcript and setup always give the same result.
+`derive` is pure: no clock, no disk, no network; the same transcript, setup and reviews always give the same
+result. People's reviews of criterion verdicts (pipeline/reviews.py) come last and override the machine's.
 `callqa analyze`, the nightly run's finish step, `callqa rescore` and the nightly run's re-score all call it, so
 a call re-scored tomorrow reads exactly as if it had been analysed with tomorrow's lexicons.
 
     setup = DeriveSetup.load()                       # lexicons and scorecard, checked before any call
-    result = derive(read_transcript(data), setup)
+    result = derive(read_transcript(data), setup, read_reviews(store, call_id))
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pipeline.transcript import Transcript
 from pipeline.turns import build_turns
 
 if TYPE_CHECKING:
+    from pipeline.reviews import Review
     from pipeline.settings import Settings
 
 __all__ = ["SCORE_WARNING", "DeriveSetup", "derive"]
@@ -89,17 +91,22 @@ class DeriveSetup:
                 "turn_max_pause_s": settings.turn_max_pause_s}
 
 
-def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[object] = ()) -> CallResult:
+def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[Review] = ()) -> CallResult:
     """The call's result, made from scratch from its transcript.
 
     Args:
         transcript: what the audio half stored (or an old result read as one, `read_transcript`).
         setup: lexicons, scorecard and options.
-        reviews: people's verdicts on the call, applied last. None exist yet (the workbench will store them);
-            passing any is refused rather than ignored.
+        reviews: people's verdicts on the call's criteria (pipeline/reviews.py, oldest first), applied last:
+            for each criterion the last review counts, and the score's total is made again from them
+            (`Scorecard.reviewed`). Reviews of criteria the scorecard lacks, and all of them when the call has
+            no score, change nothing.
+
+    Raises:
+        ValueError: a review of another call.
     """
-    if reviews:
-        raise ValueError("derive: reviews are not supported yet")
+    if reviews and any(review.call_id != transcript.call_id for review in reviews):
+        raise ValueError(f"derive: reviews of another call given for call {transcript.call_id}")
     roles, detection = _roles(transcript, setup)
     words = _labelled(transcript, roles)
     turns = build_turns(words, max_pause_s=setup.turn_max_pause_s)
@@ -113,6 +120,8 @@ def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[object]
         options=setup.quality)
     hits = setup.lexicons.matcher.find_hits(words, turns, transcript.duration_s) if setup.lexicons else []
     score, score_warning = _score(transcript, words, turns, metrics, hits, setup)
+    if reviews and score is not None and setup.scorecard is not None:
+        score = setup.scorecard.reviewed(score, reviews)
     roles_warning = unknown_roles_warning(detection) if detection is not None else None
     warnings = [gate.message for gate in quality.gates if not gate.passed and gate.message]
     warnings += [*transcript.audio_warnings, *transcript.speaker_warnings]

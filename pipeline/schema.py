@@ -17,6 +17,7 @@ __all__ = [
     "CallMetadata",
     "CallResult",
     "CriterionResult",
+    "CriterionReview",
     "Evidence",
     "GroupScore",
     "Hit",
@@ -29,6 +30,7 @@ __all__ = [
     "RoleDetection",
     "RoleEvidence",
     "QualityGate",
+    "ReviewVerdict",
     "Role",
     "Score",
     "SourceInfo",
@@ -133,6 +135,20 @@ class Evidence(_Frozen):
 
 
 Verdict = Literal["met", "not_met", "uncertain", "not_applicable"]
+ReviewVerdict = Literal["met", "not_met", "not_applicable"]  # a person's verdict: never "uncertain"
+
+
+class CriterionReview(_Frozen):
+    """A person's verdict on a criterion of this call (pipeline/reviews.py), which the criterion follows."""
+
+    verdict: ReviewVerdict
+    automatic: Verdict = Field(description="the machine's verdict in this result (what this scoring found)")
+    reviewer: str = Field(description="the reviewer's login")
+    reviewer_name: str = Field(description="the reviewer's name, as people read it")
+    at: str = Field(description="ISO 8601 UTC time of the review")
+    comment: str = ""
+    rule: str | None = Field(None, description="the criterion's rule fingerprint when it was reviewed")
+    rule_changed: bool = Field(False, description="the criterion's rule changed since it was reviewed")
 
 
 class CriterionResult(_Frozen):
@@ -151,6 +167,8 @@ class CriterionResult(_Frozen):
     verdict: Verdict | None = Field(None, description="met, not_met, uncertain (what was needed was not recognised "
                                                       "reliably) or not_applicable; filled from passed and "
                                                       "applicable for results written before verdicts")
+    review: CriterionReview | None = Field(None, description="a person's verdict, which `verdict`, `passed` and "
+                                           "`points` follow; null when nobody reviewed the criterion")
 
     @model_validator(mode="after")
     def _verdict_of_old_results(self) -> CriterionResult:
@@ -178,6 +196,8 @@ class Score(_Frozen):
     title: str | None = None
     groups: list[GroupScore] = []
     auto_failed: list[str] = Field([], description="ids of failed auto-fail criteria: they set the total to 0")
+    reviewed_by: list[str] = Field([], description="names of the people whose verdicts the score uses (empty: "
+                                   "every verdict is the machine's)")
 
 
 class SourceInfo(_Frozen):

@@ -81,6 +81,15 @@ def test_warnings_come_in_the_results_order(derive_setup: DeriveSetup) -> None:
     assert result.role_detection.method == "none" and [s.id for s in result.speakers] == ["mixed"]
 
 
-def test_reviews_are_refused_until_they_exist(derive_setup: DeriveSetup) -> None:
-    with pytest.raises(ValueError, match="reviews"):
-        derive(_transcript(BY_ID["dental"], "channels"), derive_setup, reviews=[object()])
+def test_reviews_are_applied_last_and_only_to_their_own_call(derive_setup: DeriveSetup) -> None:
+    """tests/test_reviews.py has the rest: the score, the comment, the store, calibration."""
+    from pipeline.reviews import Review
+
+    transcript = _transcript(BY_ID["dental"], "channels")
+    review = Review(call_id="dental", criterion="greeting", verdict="not_met", reviewer="ivanova",
+                    reviewer_name="Анна Иванова", at="2026-12-03T10:15:00Z")
+    machine, reviewed = derive(transcript, derive_setup), derive(transcript, derive_setup, [review])
+    assert reviewed.model_copy(update={"score": machine.score}) == machine  # nothing but the score changes
+    assert reviewed.score is not None and reviewed.score.reviewed_by == ["Анна Иванова"]
+    with pytest.raises(ValueError, match="another call"):
+        derive(transcript, derive_setup, [review.model_copy(update={"call_id": "windows"})])

@@ -23,6 +23,7 @@ from pipeline.schema import (
     CallMetadata,
     CallResult,
     CriterionResult,
+    CriterionReview,
     GroupScore,
     Hit,
     Metrics,
@@ -279,3 +280,42 @@ def test_report_days_are_the_portal_s_when_the_calls_come_from_bitrix24(tmp_path
         assert done.returncode == 0, done.stderr
         counted[source] = done.stdout.split(" calls of ")[0]
     assert counted == {"bitrix24": "1", "calls/": "0"}
+
+
+def _reviewed(result: CallResult, **verdicts: tuple[str, str]) -> CallResult:
+    """`result` with people's verdicts on its criteria: criterion id -> (the machine's, the person's)."""
+    assert result.score is not None
+    criteria = [c.model_copy(update={"review": CriterionReview(
+        verdict=verdicts[c.id][1], automatic=verdicts[c.id][0], reviewer="ivanova",  # type: ignore[arg-type]
+        reviewer_name="Анна Иванова", at="2026-11-29T10:00:00+00:00")}) if c.id in verdicts else c
+        for c in result.score.criteria]
+    return result.model_copy(update={"score": result.score.model_copy(update={"criteria": criteria})})
+
+
+def test_criteria_people_disagree_with_are_flagged(report, tmp_path: Path) -> None:
+    # next_step over 4 reviewed calls: machine/person met/met twice, met/not_met once, not_met/not_met once:
+    # p_o = 3/4; the machine says met in 3/4, the person in 2/4: p_e = 0.75 * 0.5 + 0.25 * 0.5 = 0.5, so
+    # kappa = (0.75 - 0.5) / 0.5 = 0.5, below the default 0.6. no_rudeness: both met twice, kappa undefined.
+    pairs = [("met", "met"), ("met", "met"), ("met", "not_met"), ("not_met", "not_met")]
+    reviewed = [_reviewed(call(f"r{index}", manager=ALEXEY, day=24 + index, duration_s=60, score=80),
+                          next_step=pair, **({"no_rudeness": ("met", "met")} if index < 2 else {}))
+                for index, pair in enumerate(pairs)]
+    built = build_report([*RESULTS, *reviewed], {}, since=SINCE, until=UNTIL, options=ReportOptions(),
+                         criteria=CRITERIA, groups=GROUPS, now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert built.calibration is not None and report.calibration is None  # nobody reviewed the fixture's calls
+    next_step, rudeness = built.calibration.criteria
+    assert (next_step.criterion, next_step.reviewed, next_step.agreement, next_step.flagged) == (
+        "next_step", 4, 0.75, True)
+    assert next_step.kappa == pytest.approx(0.5) and next_step.disagreements == ["r2"]
+    assert (rudeness.kappa, rudeness.flagged) == (None, False)
+    lenient = build_report(reviewed, {}, since=SINCE, until=UNTIL, options=ReportOptions(kappa_threshold=0.4),
+                           criteria=CRITERIA, groups=GROUPS)
+    assert lenient.calibration is not None and lenient.calibration.flagged == []
+    html = write_report(built, tmp_path / "reviewed")[0].read_text(encoding="utf-8")
+    section = html.split("<h2>Согласие с проверяющими</h2>")[1].split("<h2>")[0]
+    flagged_row = section.split('data-criterion="next_step"')[1].split("</tr>")[0]
+    assert "ниже порога" in flagged_row and ">75 %<" in flagged_row and ">0,50<" in flagged_row
+    assert ">4<" in flagged_row and "r2" in flagged_row
+    assert "ниже порога" not in section.split('data-criterion="no_rudeness"')[1].split("</tr>")[0]
+    plain = write_report(report, tmp_path / "plain")[0].read_text(encoding="utf-8")
+    assert "Согласие с проверяющими</h2>" not in plain

@@ -136,6 +136,44 @@ def test_auto_fail_zeroes_the_total(card) -> None:
     assert (result.total, result.grade, result.passed, result.auto_failed) == (0.0, 1, False, ["rude"])
 
 
+def test_reviews_replace_verdicts_and_the_total_is_made_again(card) -> None:
+    from pipeline.reviews import Review
+
+    def review(criterion: str, verdict: str) -> Review:
+        return Review(call_id="c", criterion=criterion, verdict=verdict, reviewer="qa",  # type: ignore[arg-type]
+                      reviewer_name="Анна", at="2026-12-03T10:00:00Z")
+
+    call_turns = turns("manager", "client", "manager", "client", "manager", "client", "manager")
+    hits = [hit("greeting", 12, turn=0), hit("price", 2, turn=0), hit("needs", 3, turn=0),
+            hit("objections", 6, "client", turn=1), hit("handling", 31, turn=6)]
+    machine, _ = score(card, hits, call_turns, ratio=0.8)
+    assert machine.total == 33.3  # 20 of 60: fillers and rude pass
+    reviewed = card.reviewed(machine, [review("greet", "met"), review("answer", "not_applicable"),
+                                       review("ratio", "met"), review("gone", "not_met")])
+    # greet and ratio now met (+20), answer no longer applies (-10 of the maximum): 40 of 50
+    assert (reviewed.total, reviewed.grade, reviewed.passed, reviewed.auto_failed) == (80.0, 4, True, [])
+    assert reviewed.groups[0].total == 50.0 and reviewed.reviewed_by == ["Анна"]  # group a: greet 10 of 20
+    assert [c.id for c in reviewed.criteria] == [c.id for c in machine.criteria]  # the gone one is ignored
+    rude = card.reviewed(machine, [review("rude", "not_met")])
+    assert (rude.total, rude.passed, rude.auto_failed) == (0.0, False, ["rude"])
+    assert card.reviewed(machine, [review("gone", "met")]) == machine
+
+
+def test_a_criterion_s_fingerprint_is_its_rule(card, tmp_path: Path) -> None:
+    greet = "{id: greet, title: Поздоровался, group: a, kind: required, weight: 10,"
+    variants = {"same": CARD.replace(greet, "{kind: required, min_count: 1, weight: 20, title: Привет, id: greet, "
+                                            "group: a, auto_fail: false,"),
+                "window": CARD.replace("within: {first_s: 10}", "within: {first_s: 15}")}
+    fingerprints = {}
+    for name, text in variants.items():
+        (tmp_path / f"{name}.yaml").write_text(text, encoding="utf-8")
+        fingerprints[name] = load_scorecard(tmp_path / f"{name}.yaml").definition.criteria[0].fingerprint()
+    original = card.definition.criteria[0].fingerprint()
+    assert len(original) == 12 and int(original, 16) >= 0
+    assert fingerprints["same"] == original != fingerprints["window"]
+    assert len({c.fingerprint() for c in card.definition.criteria}) == len(card.definition.criteria)
+
+
 @pytest.mark.parametrize(("total", "grade"), [(100, 5), (90, 5), (89.9, 4), (75, 4), (60, 3), (40, 2), (39.9, 1)])
 def test_grade_bands(card, total: float, grade: int) -> None:
     assert card.definition.grade_of(total) == grade

@@ -2,9 +2,12 @@
 
     prepare_call     (CPU)  look in the store: done already? only re-score? else claim the call (claims.py: no
                             other run transcribes it meanwhile) and fetch the recording
-    transcribe_call  (GPU)  decode, transcribe, attribute speakers, metrics: the expensive step
-    finish_call      (CPU)  derive the result from the transcript (derive.py), then write transcript, result
-                            and audio facts to the store, and release the claim
+    transcribe_call  (GPU)  decode, transcribe, attribute speakers, metrics: the expensive step; beside it, in
+                            a thread, the recording's compressed copy, stored from here (audio_copy.py) where
+                            the file is, so that its bytes never travel between tasks
+    finish_call      (CPU)  derive the result from the transcript and the call's reviews (derive.py,
+                            reviews.py), then write transcript, result and audio facts to the store, and
+                            release the claim
 
 Expected failures come back as values (a failed `CallOutcome`), never as exceptions, so one bad call cannot
 stop the others and nothing is retried blindly. The ASR model loads once per worker process and stays loaded
@@ -21,18 +24,23 @@ import socket
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distributed import WorkerPlugin, get_worker
 
 from pipeline.batch.claims import ClaimRefused, Claims
 from pipeline.batch.job import AudioFacts, BatchJob, CallOutcome, FetchedRecording, Prepared, Transcribed
-from pipeline.derive import DeriveSetup, derive
+from pipeline.derive import DeriveSetup
 from pipeline.errors import CallqaError
+from pipeline.reviews import store_result
 from pipeline.schema import CallMetadata, CallResult
 from pipeline.sources import open_source
 from pipeline.stores import audio_key, open_store, result_key, transcript_key
 from pipeline.support.fileio import sha256_of_file
 from pipeline.transcript import Transcript, read_transcript
+
+if TYPE_CHECKING:
+    from pipeline.audio_copy import BackgroundCopy
 
 __all__ = ["CallqaWorkerPlugin", "finish_call", "prepare_call", "transcribe_call"]
 
@@ -199,8 +207,7 @@ def _rescore(record, plugin: CallqaWorkerPlugin, *, stored_audio: AudioFacts | N
     data = plugin.store.read(transcript_key(record.call_id))
     if not data:
         return Prepared(record=record, action="skip", reason="no stored transcript to re-score")
-    rescored = derive(read_transcript(data), plugin.derive_setup)
-    plugin.store.write(result_key(record.call_id), rescored.to_json().encode())
+    rescored = store_result(plugin.store, read_transcript(data), plugin.derive_setup)  # keeps people's reviews
     return Prepared(record=record, action="rescored", reason="re-scored from the stored transcript",
                     sha256=stored_audio.sha256 if stored_audio else None, duration_s=rescored.duration_s)
 
@@ -220,10 +227,13 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     with contextlib.ExitStack() as cleanup:
         try:
             path = _recording(prepared, plugin, cleanup)
+            copy = _audio_copy(path, plugin, cleanup)
             transcript = plugin.analyzer.transcribe(
                 path, call_id=record.call_id, direction=record.direction, manager_channel=record.manager_channel,
                 voiceprint=plugin.voiceprint(record.manager),
                 collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo)
+            if copy is not None:
+                _store_audio_copy(copy, record.call_id, plugin)
         except CallqaError as error:
             _release(plugin, record.call_id)
             # The local copy is not where the call lives: name the source's URI instead.
@@ -240,6 +250,30 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
         "source": transcript.source.model_copy(update={"uri": record.uri}), "metadata": metadata})
     return Transcribed(record=record, sha256=prepared.sha256,
                        size_bytes=prepared.fetched.size_bytes if prepared.fetched else 0, transcript=transcript)
+
+
+def _audio_copy(path: Path, plugin: CallqaWorkerPlugin, cleanup: contextlib.ExitStack) -> BackgroundCopy | None:
+    """The recording's copy for playback, encoding in a thread while the call is transcribed (None when the
+    settings want none); leaving `cleanup` waits for it, before the recording goes."""
+    from pipeline.audio_copy import BackgroundCopy, audio_copy_enabled
+
+    if not audio_copy_enabled(plugin.job.settings):
+        return None
+    try:
+        return cleanup.enter_context(BackgroundCopy(path))
+    except Exception as error:  # no thread to be had: the call goes on without its copy
+        logger.warning("%s: no audio copy: %s: %s", path, type(error).__name__, error)
+        return None
+
+
+def _store_audio_copy(copy: BackgroundCopy, call_id: str, plugin: CallqaWorkerPlugin) -> None:
+    """Store the transcribed call's copy; a copy that fails is a warning, the call goes on without it."""
+    try:
+        copy.store(plugin.store, call_id)
+    except CallqaError as error:
+        logger.warning("call %s: no audio copy stored: %s", call_id, error)
+    except Exception as error:  # a bug in the copy must not cost the call its transcript
+        logger.warning("call %s: no audio copy stored: %s: %s", call_id, type(error).__name__, error, exc_info=True)
 
 
 def _recording(prepared: Prepared, plugin: CallqaWorkerPlugin, cleanup: contextlib.ExitStack) -> Path:
@@ -296,9 +330,8 @@ def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> Cal
                                audio_s=transcript.duration_s, worker=plugin.worker_name)
         if job.settings.bitrix24.redact_stored_transcripts:
             transcript = _redacted(transcript)
-        result = derive(transcript, plugin.derive_setup)
         store.write(transcript_key(record.call_id), transcript.to_json().encode())
-        store.write(result_key(record.call_id), result.to_json().encode())
+        result = store_result(store, transcript, plugin.derive_setup)  # with the reviews of a call analysed again
         _enroll_manager_voice(record, transcript, result, plugin)
         facts = AudioFacts(call_id=record.call_id, uri=record.uri, fingerprint=record.fingerprint,
                            sha256=transcribed.sha256, size_bytes=transcribed.size_bytes,

@@ -6,7 +6,7 @@ import gc
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -23,6 +23,10 @@ from pipeline.cli.common import (
 from pipeline.errors import CallqaError, DefinitionError
 from pipeline.lexicon import DEFAULT_LEXICONS
 from pipeline.support.russian import ROLE_RU, VERDICT_RU, call_time_tenths
+
+if TYPE_CHECKING:
+    from pipeline.reviews import Review
+    from pipeline.schema import CallResult
 
 FolderArgument = Annotated[Path, typer.Argument(help="Lexicon folder.", file_okay=False)]
 
@@ -86,6 +90,7 @@ def try_(
 ) -> None:
     """Show what the lexicons find in a phrase, or in a stored call (roles and time windows applied)."""
     from pipeline.lexicon import load_lexicons
+    from pipeline.lexicon.edit import explain_phrase
     from pipeline.lexicon.matcher import fuzzy_note
     from pipeline.scoring.diff import read_result
 
@@ -100,13 +105,12 @@ def try_(
                          f"  (фраза: {hit.phrase}{how})")
         stdout.print(f"{len(hits)} hits in {path}")
         return
-    found = lexicons.matcher.text_hits(text_or_result)
-    for found_hit in found:
-        scope = lexicons.matcher.terms[(found_hit.lexicon, found_hit.term)].scope
-        how = f"; {found_hit.how()}" if found_hit.fuzzy else ""
-        stdout.print(f"{found_hit.lexicon}/{found_hit.term}  «{found_hit.words}»  (фраза: {found_hit.phrase}; "
-                     f"говорит: {scope}{how})")
-    stdout.print(f"{len(found)} hits")
+    explanation = explain_phrase(lexicons, text_or_result)
+    for found in explanation.hits:
+        how = f"; {found.note}" if found.note else ""
+        stdout.print(f"{found.lexicon}/{found.term}  «{' '.join(found.words)}»  (фраза: {found.phrase}; "
+                     f"говорит: {found.speaker}{how})")
+    stdout.print(f"{len(explanation.hits)} hits")
 
 
 @lexicon_app.command("schema")
@@ -135,7 +139,7 @@ def rescore(
     config: ConfigOption = None,
 ) -> None:
     """Re-score stored results with (new) lexicons and a scorecard, without audio or ASR (a diarized mono call's
-    roles are found again from the lexicons' role cues)."""
+    roles are found again from the lexicons' role cues); people's reviews of the calls' criteria are kept."""
     from pipeline.derive import DeriveSetup, derive
     from pipeline.scoring.diff import diff_results, expand_result_paths, read_result
     from pipeline.settings import load_settings
@@ -153,11 +157,12 @@ def rescore(
     for path in paths:
         try:
             before = read_result(path)
+            reviews = _reviews_of(path, before)
         except CallqaError as error:
             print(f"callqa: error: {error}", file=sys.stderr)
             failed += 1
             continue
-        after = derive(Transcript.from_result(before), setup)
+        after = derive(Transcript.from_result(before), setup, reviews)
         difference = diff_results(before, after)
         changed += difference.changed
         if diff:
@@ -170,6 +175,17 @@ def rescore(
                  f"{setup.scorecard.version if setup.scorecard else '-'})")
     if failed:
         raise typer.Exit(1)
+
+
+def _reviews_of(path: Path, result: CallResult) -> list[Review]:
+    """People's reviews of the call, which re-scoring keeps: a result in a folder store (`calls/<id>/result.json`)
+    has the whole list beside it (`reviews.json`); a result file elsewhere, those it applied."""
+    from pipeline.reviews import parse_reviews, reviews_in
+
+    beside = path.parent / "reviews.json"
+    if path.name == "result.json" and beside.is_file():
+        return parse_reviews(beside.read_bytes(), where=str(beside))
+    return reviews_in(result)
 
 
 def _print_diff(path: Path, difference) -> None:

@@ -1,5 +1,6 @@
 """The score comment a manager reads in the deal's timeline: Russian BB-code, quotes with times, the metrics in
-plain words, and a machine-readable marker (call id, scorecard version) that finds the comment again."""
+plain words, and a machine-readable marker (call id, scorecard version) that finds the comment again. A score
+that follows people's reviews says whose («Проверено: ...») and shows their verdicts."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def render_comment(result: CallResult, *, protect_personal_data: bool = True) ->
     if result.metadata.manager_name:
         facts.append(f"менеджер {result.metadata.manager_name}")
     lines.append("Звонок " + ", ".join(facts) + f". Оценочный лист: «{score.title or score.scorecard}».")
+    if score.reviewed_by:  # the score follows people's verdicts on some criteria: say whose
+        lines.append("Проверено: " + ", ".join(score.reviewed_by))
     for group in score.groups:
         if group.grade is not None:
             lines.append(f"{group.title}: {group.grade} из 5")
@@ -60,6 +63,8 @@ def render_comment(result: CallResult, *, protect_personal_data: bool = True) ->
             if criterion.evidence and criterion.kind == "forbidden":
                 detail = "; ".join(_quote(e.start, e.role, e.text, protect_personal_data)
                                    for e in criterion.evidence[:MAX_EVIDENCE])
+            if criterion.review and criterion.review.comment:  # the reviewer's word over the machine's
+                detail = f"{criterion.review.reviewer_name}: {criterion.review.comment}"
             lines.append(f"✘ {criterion.title}" + (f" — {redact(detail) if protect_personal_data else detail}"
                                                    if detail else ""))
     if uncertain:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
+from pipeline.calibration import Calibration, calibrate
 from pipeline.report.model import (
     CSV_FUNNEL,
     Deal,
@@ -41,6 +42,7 @@ class Report(BaseModel):
     calls: int
     deal_source: str | None  # where the deals came from ("Bitrix24 ...", "deals.csv"); None: no deal data
     feedback_measured: bool = True  # a feedback lexicon was there to hear praise
+    calibration: Calibration | None = None  # the period's reviewed criteria; None: nobody reviewed a call
 
     @property
     def has_deals(self) -> bool:
@@ -264,6 +266,17 @@ def _review(calls: Sequence[CallResult], options: ReportOptions) -> list[ReviewC
     return review
 
 
+def _calibration(calls: Sequence[CallResult], options: ReportOptions,
+                 criteria: list[tuple[str, str]]) -> Calibration | None:
+    """Agreement of the automatic verdicts with people's reviews of the period's calls, in the scorecard's order."""
+    calibration = calibrate(calls, kappa_threshold=options.kappa_threshold)
+    if not calibration.criteria:
+        return None
+    order = {criterion_id: index for index, (criterion_id, _) in enumerate(criteria)}
+    return calibration.model_copy(update={"criteria": sorted(calibration.criteria,
+                                                             key=lambda row: order.get(row.criterion, len(order)))})
+
+
 def build_report(results: Sequence[CallResult], deals: dict[str, Deal], *, since: datetime, until: datetime,
                  options: ReportOptions, criteria: list[tuple[str, str]], groups: list[tuple[str, str]],
                  funnels: Sequence[Funnel] = (), deal_source: str | None = None, feedback_measured: bool = True,
@@ -291,4 +304,5 @@ def build_report(results: Sequence[CallResult], deals: dict[str, Deal], *, since
         funnels=_funnels(current, deals, funnels, since, until, {m: n for m, n in known.items()}),
         review=_review(current, options),
         criteria=criteria, groups=groups, calls=len(current),
-        deal_source=(deal_source or "deals.csv") if deals else None, feedback_measured=feedback_measured)
+        deal_source=(deal_source or "deals.csv") if deals else None, feedback_measured=feedback_measured,
+        calibration=_calibration(current, options, criteria))

@@ -66,6 +66,8 @@ class ReportOptions(BaseModel):
             days after the call.
         review_count: how many calls to list under "listen to first".
         deal_url: the address of a deal, `{deal_id}` replaced (e.g. https://portal.bitrix24.ru/crm/deal/details/{deal_id}/).
+        kappa_threshold: a criterion whose automatic verdicts agree with people's reviews with a Cohen's kappa
+            below this is flagged (pipeline/calibration.py).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -82,6 +84,7 @@ class ReportOptions(BaseModel):
     won_within_days: float = Field(30, gt=0)
     review_count: int = Field(10, ge=1)
     deal_url: str | None = None
+    kappa_threshold: float = Field(0.6, ge=-1, le=1)
 
 
 StageSemantic = Literal["process", "won", "lost"]

@@ -10,10 +10,11 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import DefinitionError
 from pipeline.lexicon.loader import LexiconSet, content_version
-from pipeline.schema import CriterionResult, Evidence, GroupScore, Hit, Metrics, Score, Turn
+from pipeline.schema import CriterionResult, CriterionReview, Evidence, GroupScore, Hit, Metrics, Score, Turn
 from pipeline.scoring.model import (
     Criterion,
     ForbiddenCriterion,
@@ -24,6 +25,9 @@ from pipeline.scoring.model import (
 )
 from pipeline.support.russian import ROLE_RU, call_time
 from pipeline.support.yamlfile import Problem, YamlDocument, load_yaml, validate
+
+if TYPE_CHECKING:
+    from pipeline.reviews import Review
 
 __all__ = ["CallFacts", "Scorecard", "load_scorecard"]
 
@@ -117,12 +121,17 @@ class Scorecard:
     def score(self, facts: CallFacts, lexicons: LexiconSet | None = None) -> Score:
         """Score one call. Criteria that do not apply (no event to answer, unknown direction, a null metric)
         carry no points either way."""
-        results = [self._criterion(criterion, facts, lexicons) for criterion in self.definition.criteria]
+        return self.total_of([self._criterion(criterion, facts, lexicons) for criterion in self.definition.criteria])
+
+    def total_of(self, results: Sequence[CriterionResult]) -> Score:
+        """The score made of these criterion results (in the scorecard's order): the total and its grade, the
+        groups, the auto-fails, and who reviewed which. The one place a total is computed, from the machine's
+        verdicts (`score`) as from people's (`reviewed`)."""
         applicable = [r for r in results if r.applicable]
         maximum = sum(r.max_points for r in applicable)
         total = round(100.0 * sum(r.points for r in applicable) / maximum, 1) if maximum else 0.0
-        auto_failed = [c.id for c, r in zip(self.definition.criteria, results)
-                       if c.auto_fail and r.verdict == "not_met"]
+        auto_fail = {criterion.id for criterion in self.definition.criteria if criterion.auto_fail}
+        auto_failed = [r.id for r in results if r.id in auto_fail and r.verdict == "not_met"]
         if auto_failed:
             total = 0.0
         groups = []
@@ -133,8 +142,24 @@ class Scorecard:
             groups.append(GroupScore(id=group_id, title=title, total=group_total,
                                      grade=None if group_total is None else self.definition.grade_of(group_total)))
         return Score(total=total, grade=self.definition.grade_of(total),
-                     passed=not auto_failed and total >= self.definition.pass_score, criteria=results,
-                     scorecard=self.id, title=self.definition.title, groups=groups, auto_failed=auto_failed)
+                     passed=not auto_failed and total >= self.definition.pass_score, criteria=list(results),
+                     scorecard=self.id, title=self.definition.title, groups=groups, auto_failed=auto_failed,
+                     reviewed_by=list(dict.fromkeys(r.review.reviewer_name for r in results if r.review)))
+
+    def reviewed(self, score: Score, reviews: Sequence[Review]) -> Score:
+        """`score` (this scorecard's) with people's verdicts in place of the machine's, and its total made again.
+
+        The last review of a criterion in `reviews` counts; reviews of criteria this scorecard no longer has are
+        left out. A reviewed criterion keeps its evidence and carries the review (`CriterionResult.review`),
+        flagged `rule_changed` when the criterion's rule fingerprint is no longer the one reviewed.
+        """
+        latest = {review.criterion: review for review in reviews}
+        by_id = {criterion.id: criterion for criterion in self.definition.criteria}
+        if not latest.keys() & by_id.keys():
+            return score
+        return self.total_of([_reviewed(result, by_id[result.id], latest[result.id])
+                              if result.id in latest and result.id in by_id else result
+                              for result in score.criteria])
 
     def _criterion(self, criterion: Criterion, facts: CallFacts, lexicons: LexiconSet | None) -> CriterionResult:
         common = {"id": criterion.id, "title": criterion.title, "kind": criterion.kind, "group": criterion.group}
@@ -230,6 +255,26 @@ class Scorecard:
         return CriterionResult(**common, passed=False, points=0, max_points=criterion.weight if counted else 0,
                                applicable=counted, evidence=[evidence for evidence, _ in doubts[:MAX_EVIDENCE]],
                                note=note, expected=expected, verdict="uncertain")
+
+
+def _reviewed(result: CriterionResult, criterion: Criterion, review: Review) -> CriterionResult:
+    """The criterion's result as the reviewer judged it: points as the engine gives them for that verdict (a
+    criterion that does not apply carries none), the machine's note only where the reviewer agreed with it."""
+    automatic = result.verdict
+    assert automatic is not None  # CriterionResult fills it in when it is built
+    fingerprint = criterion.fingerprint()
+    stamp = CriterionReview(verdict=review.verdict, automatic=automatic, reviewer=review.reviewer,
+                            reviewer_name=review.reviewer_name, at=review.at, comment=review.comment,
+                            rule=review.rule, rule_changed=review.rule is not None and review.rule != fingerprint)
+    note = result.note if review.verdict == automatic else None
+    if review.verdict == "not_applicable":
+        update: dict = {"passed": True, "points": 0.0, "max_points": 0.0, "applicable": False, "expected": None}
+    else:
+        met = review.verdict == "met"
+        update = {"passed": met, "points": float(criterion.weight) if met else 0.0,
+                  "max_points": float(criterion.weight), "applicable": True,
+                  "expected": None if met else result.expected or criterion.expected}
+    return result.model_copy(update={**update, "note": note, "verdict": review.verdict, "review": stamp})
 
 
 def _selected(hits: Sequence[Hit], selector: Selector, duration_s: float) -> list[Hit]:

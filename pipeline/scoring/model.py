@@ -8,6 +8,8 @@ grade, the scale of the managers' evaluation table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,6 +41,10 @@ class Selector(_Strict):
     within: Window | None = None
 
 
+# What a criterion holds besides its rule: what people read, and what its verdict is worth in the total.
+_NOT_THE_RULE = {"title", "description", "expected", "group", "weight", "auto_fail"}
+
+
 class _CriterionBase(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: str = Field(description="what the manager reads (Russian)")
@@ -49,6 +55,20 @@ class _CriterionBase(_Strict):
     direction: Literal["in", "out"] | None = Field(
         None, description="applies only to incoming or outgoing calls (not when the direction is unknown)")
     expected: str | None = Field(None, description="what to tell the manager when it fails (Russian)")
+
+    def fingerprint(self) -> str:
+        """A short stable fingerprint of the criterion's rule: what decides its verdict (12 hex digits).
+
+        The first 12 hex digits of the SHA-256 of its canonical JSON (sorted keys, values left at their defaults
+        omitted), without the texts people read and the scoring around the verdict (`_NOT_THE_RULE`): a review
+        stores it, and a later edit of the rule (another lexicon term, a time window, a bound) shows as a
+        different fingerprint, while a retitled or reweighted criterion keeps its reviews unflagged.
+
+            criterion.fingerprint()  # "3f9a0c1b2d4e"
+        """
+        rule = self.model_dump(mode="json", exclude_defaults=True, exclude=_NOT_THE_RULE)
+        canonical = json.dumps(rule, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 class RequiredCriterion(_CriterionBase):

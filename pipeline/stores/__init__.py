@@ -6,10 +6,12 @@ from pipeline.stores.base import (
     ArtifactStore,
     StoreError,
     Versioned,
+    audio_copy_key,
     audio_key,
     claim_key,
     crm_key,
     result_key,
+    reviews_key,
     run_key,
     transcript_key,
 )
@@ -17,8 +19,9 @@ from pipeline.stores.local import FolderStore
 from pipeline.stores.s3 import S3Store
 from pipeline.support.s3 import S3Settings
 
-__all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "Versioned", "audio_key", "claim_key",
-           "crm_key", "open_store", "result_key", "run_key", "transcript_key"]
+__all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "Versioned", "audio_copy_key", "audio_key",
+           "claim_key", "crm_key", "open_store", "result_key", "reviews_key", "run_key",
+           "transcript_key"]
 
 
 def open_store(spec: str, s3: S3Settings) -> ArtifactStore:

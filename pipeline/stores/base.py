@@ -3,6 +3,8 @@
     calls/<call_id>/audio.json        the recording's identity (uri, fingerprint, sha256) and when it was stored
     calls/<call_id>/transcript.json   the analysis before scoring (words, turns, metrics): what re-scoring reads
     calls/<call_id>/result.json       the result (contract: docs/result-json.md)
+    calls/<call_id>/reviews.json      people's verdicts on its criteria, which its result follows (append-only)
+    calls/<call_id>/audio.webm        a compressed copy of the recording (Opus in WebM), for playback
     runs/<run_id>.json                what a run did, call by call
 
 Every write is atomic: a reader sees the old object, the new one, or none, never half of one. Two writes can be
@@ -18,8 +20,8 @@ from typing import Protocol
 
 from pipeline.errors import CallqaError
 
-__all__ = ["ArtifactStore", "StoreError", "Versioned", "audio_key", "claim_key", "result_key", "run_key",
-           "transcript_key"]
+__all__ = ["ArtifactStore", "StoreError", "Versioned", "audio_copy_key", "audio_key", "claim_key", "result_key",
+           "reviews_key", "run_key", "transcript_key"]
 
 
 class StoreError(CallqaError):
@@ -32,6 +34,11 @@ def audio_key(call_id: str) -> str:
     return f"calls/{call_id}/audio.json"
 
 
+def audio_copy_key(call_id: str) -> str:
+    """The compressed copy of the recording kept for playback (pipeline/audio_copy.py)."""
+    return f"calls/{call_id}/audio.webm"
+
+
 def transcript_key(call_id: str) -> str:
     return f"calls/{call_id}/transcript.json"
 
@@ -42,6 +49,11 @@ def result_key(call_id: str) -> str:
 
 def claim_key(call_id: str) -> str:
     return f"calls/{call_id}/claim.json"
+
+
+def reviews_key(call_id: str) -> str:
+    """People's verdicts on the call's criteria, append-only (pipeline/reviews.py)."""
+    return f"calls/{call_id}/reviews.json"
 
 
 def run_key(run_id: str) -> str:
@@ -70,6 +82,22 @@ class ArtifactStore(Protocol):
 
         Raises:
             StoreError: the store cannot be read.
+        """
+
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is none.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes [start, start + length) of the object, fewer where it ends first (none from its end on), without
+        reading the rest: how audio is played from the store (HTTP range requests).
+
+        Raises:
+            StoreError: there is no such object, or the store cannot be read.
+            ValueError: `start` or `length` is negative.
         """
 
     def list(self, prefix: str) -> list[str]:

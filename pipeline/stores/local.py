@@ -40,6 +40,26 @@ class FolderStore:
         except OSError as error:
             raise StoreError(f"{self.root}/{key}: cannot read: {error.strerror or error}") from error
 
+    def size(self, key: str) -> int | None:
+        try:
+            path = self._path(key)
+            return path.stat().st_size if path.is_file() else None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise StoreError(f"{self.root}/{key}: cannot read: {error.strerror or error}") from error
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        _check_range(start, length)
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(start)
+                return handle.read(length)
+        except (FileNotFoundError, NotADirectoryError) as error:
+            raise StoreError(f"{self.root}/{key}: no such object") from error
+        except OSError as error:
+            raise StoreError(f"{self.root}/{key}: cannot read: {error.strerror or error}") from error
+
     def list(self, prefix: str) -> list[str]:
         root = self.root.resolve()
         base = self._path(prefix) if prefix else root
@@ -114,6 +134,11 @@ class FolderStore:
             Path(handle.name).unlink(missing_ok=True)
             raise
         return True
+
+
+def _check_range(start: int, length: int) -> None:
+    if start < 0 or length < 0:
+        raise ValueError(f"a range needs start >= 0 and length >= 0, not {start} and {length}")
 
 
 def _version(data: bytes) -> str:

@@ -33,6 +33,42 @@ class S3Store:
         except BotoCoreError as error:
             raise StoreError(f"{self.location}/{key}: cannot read: {error}") from error
 
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.location.bucket, Key=self.location.key(key))
+            return int(response["ContentLength"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise StoreError(f"{self.location}/{key}: cannot read: {_reason(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{self.location}/{key}: cannot read: {error}") from error
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if start < 0 or length < 0:
+            raise ValueError(f"a range needs start >= 0 and length >= 0, not {start} and {length}")
+        if length == 0:  # no such HTTP range; the object must still be there
+            if self.size(key) is None:
+                raise StoreError(f"{self.location}/{key}: no such object")
+            return b""
+        try:
+            response = self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(key),
+                                              Range=f"bytes={start}-{start + length - 1}")
+            return response["Body"].read()
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                raise StoreError(f"{self.location}/{key}: no such object") from error
+            if code in ("InvalidRange", "416"):  # starts at or past the end (of an object that is there)
+                return b""
+            raise StoreError(f"{self.location}/{key}: cannot read: {_reason(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{self.location}/{key}: cannot read: {error}") from error
+
     def list(self, prefix: str) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -63,7 +99,7 @@ class S3Store:
         extra = {"IfNoneMatch": "*"} if only_if_absent else {"IfMatch": if_version} if if_version else {}
         try:
             self.client.put_object(Bucket=self.location.bucket, Key=self.location.key(key), Body=data,
-                                   ContentType="application/json", **extra)
+                                   ContentType=_content_type(key), **extra)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
             if extra and code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
@@ -74,6 +110,12 @@ class S3Store:
         except BotoCoreError as error:
             raise StoreError(f"{self.location}/{key}: cannot write: {error}") from error
         return True
+
+
+def _content_type(key: str) -> str:
+    # What a browser is told when it fetches the object straight from S3 (a presigned URL, the console); every
+    # other artifact is JSON.
+    return "audio/webm" if key.endswith(".webm") else "application/json"
 
 
 def _reason(error) -> str:
