@@ -61,6 +61,7 @@ bench: model
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/bitrix24.py
 	$(BIN)/python bench/diarization.py
+	$(BIN)/python bench/audio_copy.py
 
 soak: model
 	$(BIN)/python bench/soak.py

@@ -33,6 +33,7 @@ __all__ = [
     "decide_layout",
     "decode_all",
     "iter_blocks",
+    "iter_frames",
     "probe",
 ]
 
@@ -233,6 +234,17 @@ def _packets(container, stream, info: AudioInfo) -> Iterator:
         yield from container.demux(stream)
     except av.error.InvalidDataError as error:
         logger.warning("%s: the container stops being readable (%s)", info.path, _ffmpeg_reason(error))
+
+
+def iter_frames(info: AudioInfo) -> Iterator[tuple[np.ndarray, AudioGap | None]]:
+    """The recording as the decoder hands it out, for consumers that stream and need no blocks (the audio copy):
+    (channels, n) float32 arrays at 16 kHz in order, each with the damaged stretch it stands in for as silence
+    (None for decoded audio). Channels as `iter_blocks` gives them: two stay two, any other count becomes one.
+
+    Raises:
+        AudioError: as `iter_blocks`, after the frames decoded before the problem.
+    """
+    return _decode_frames(info, _output_layout(info))
 
 
 def _output_layout(info: AudioInfo) -> str:

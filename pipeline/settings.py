@@ -25,8 +25,9 @@ from pipeline.speakers import ChannelOptions
 from pipeline.speakers.diarization import SpeakerOptions
 from pipeline.speakers.voiceprints import VoiceprintOptions
 from pipeline.support.s3 import S3Settings
+from pipeline.web.settings import WebSettings
 
-__all__ = ["RunOptions", "Settings", "load_settings"]
+__all__ = ["RetentionOptions", "RunOptions", "Settings", "load_settings"]
 
 
 class RunOptions(BaseModel):
@@ -42,6 +43,9 @@ class RunOptions(BaseModel):
             None means 4 per worker, or 4 per GPU slot.
         claim_ttl_s: a run claims each call it transcribes (batch/claims.py) and renews the claim as the work
             goes on; a claim not renewed for this long lapses, so a crashed run holds its calls at most this long.
+        audio_copy: keep a compressed copy of each recording in the store (calls/<id>/audio.webm, Opus, about
+            16 kbps per channel) so that it can be played later; None means on, unless
+            bitrix24.redact_stored_transcripts is on (the audio says what the redacted words hide).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,6 +57,25 @@ class RunOptions(BaseModel):
     gpu_slots: int = Field(2, ge=1)
     max_in_flight: int | None = Field(None, ge=1)
     claim_ttl_s: float = Field(900.0, gt=0)
+    audio_copy: bool | None = None
+
+
+class RetentionOptions(BaseModel):
+    """How long the store keeps what it holds of people (`callqa retention` deletes what is older); None keeps it
+    forever. A call's age runs from when a run stored it (audio.json's stored_at, else the result's analyzed_at).
+
+    Attributes:
+        audio_days: the audio copies (calls/<id>/audio.webm).
+        transcript_days: the transcripts (calls/<id>/transcript.json); the result stays, with its score, but the
+            call can no longer be re-scored.
+        voiceprint_days: managers' voice samples, by when each was enrolled.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    audio_days: float | None = Field(None, ge=0)
+    transcript_days: float | None = Field(None, ge=0)
+    voiceprint_days: float | None = Field(None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -78,12 +101,14 @@ class Settings(BaseSettings):
             shipped sample names disturb recognition of other companies' calls; bench/README.md).
         s3: S3 endpoint and credentials (secrets: use CALLQA_S3__ACCESS_KEY_ID / CALLQA_S3__SECRET_ACCESS_KEY).
         run: the nightly run's source, store and cluster.
+        retention: how many days the store keeps audio copies, transcripts and voiceprints (`callqa retention`).
         report: the supervisor's report: bands of the 1-5 ratings, the success criterion, the deal link.
         bitrix24: the portal (webhook or OAuth), its limits, where comments go, personal data protection.
         publish: what is written into Bitrix24 besides the comment: transcripts, deal fields, notifications.
         speakers: the diarizer of mono calls (embedded on CPU, or pyannote from a local pipeline folder).
         roles: how manager and client are told apart in mono calls.
         voiceprints: manager voiceprints (enrolled from stereo calls or explicitly).
+        web: the workbench (`callqa serve`): users file, sessions, single sign-on, the call index.
     """
 
     model_config = SettingsConfigDict(env_prefix="CALLQA_", env_nested_delimiter="__", extra="forbid",
@@ -104,6 +129,7 @@ class Settings(BaseSettings):
     hotword_lexicons: list[str] = []
     s3: S3Settings = S3Settings()
     run: RunOptions = RunOptions()
+    retention: RetentionOptions = RetentionOptions()
     report: ReportOptions = ReportOptions()
     bitrix24: Bitrix24Settings = Bitrix24Settings()
     publish: PublishSettings = PublishSettings()
@@ -114,6 +140,7 @@ class Settings(BaseSettings):
     voiceprints: VoiceprintOptions = VoiceprintOptions()
     metrics: MetricsOptions = MetricsOptions()
     quality: QualityOptions = QualityOptions()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(

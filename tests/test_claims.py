@@ -1,4 +1,5 @@
-"""The store's conditional writes and the claims built on them, on a folder and on a real S3 server (moto)."""
+"""The store's conditional writes and ranged reads, and the claims built on them, on a folder and on a real S3 server
+(moto)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.batch.claims import Claim, ClaimRefused, Claims
-from pipeline.stores import FolderStore, S3Store, claim_key
+from pipeline.stores import FolderStore, S3Store, StoreError, claim_key
 from tests.services import s3_server
 
 START = datetime(2026, 11, 28, 2, 15, tzinfo=UTC)
@@ -142,3 +143,21 @@ def test_renewal_pushes_the_lapse_back(store) -> None:
 def test_an_unreadable_claim_counts_as_lapsed(store) -> None:
     store.write(claim_key("call-1"), b"{not json")
     assert Claims(store, "run-a", ttl_s=600).acquire("call-1").run_id == "run-a"
+
+
+def test_ranged_reads_clip_at_the_end(store) -> None:
+    data = bytes(range(256)) * 40  # 10240 bytes
+    store.write("calls/c/audio.webm", data)
+    assert store.size("calls/c/audio.webm") == len(data)
+    assert store.read_range("calls/c/audio.webm", 0, 16) == data[:16]
+    assert store.read_range("calls/c/audio.webm", 5000, 1000) == data[5000:6000]
+    assert store.read_range("calls/c/audio.webm", 10000, 1000) == data[10000:]  # past the end: what is there
+    assert store.read_range("calls/c/audio.webm", len(data), 10) == b""
+    assert store.read_range("calls/c/audio.webm", len(data) + 500, 10) == b""
+    assert store.read_range("calls/c/audio.webm", 3, 0) == b""
+    assert store.size("calls/c/nothing.webm") is None
+    for start, length in ((0, 10), (0, 0)):
+        with pytest.raises(StoreError, match="calls/c/nothing.webm: no such object"):
+            store.read_range("calls/c/nothing.webm", start, length)
+    with pytest.raises(ValueError):
+        store.read_range("calls/c/audio.webm", -1, 10)
