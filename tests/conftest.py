@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,3 +193,89 @@ def join_clips(paths: list[Path], *, pause_s: float = 0.8):
         spans.append((cursor + speech[0]["start"] / SAMPLE_RATE_HZ, cursor + speech[-1]["end"] / SAMPLE_RATE_HZ))
         cursor += len(clip) / SAMPLE_RATE_HZ
     return np.concatenate(pieces), spans
+
+
+class FakeClock:
+    """A clock tests move by hand (login throttling windows, session ages, review times)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+WORKBENCH_USERS = {  # login: (name, role, Bitrix24 user id, password)
+    "anna": ("Анна Петрова", "qa", None, "anna-password-1"),
+    "boss": ("Борис Руководов", "supervisor", None, "boss-password-1"),
+    "alexey": ("Алексей Смирнов", "manager", "12", "alexey-password-1"),
+    "maria": ("Мария Кузнецова", "manager", "15", "maria-password-1"),
+}
+
+
+@dataclass
+class WorkbenchSite:
+    url: str
+    store_root: Path
+    lexicons: Path
+    clock: FakeClock
+    app: object
+
+    @property
+    def bench(self):
+        return self.app.state.bench  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def workbench_site(tmp_path_factory, stereo_transcripts, mono_transcripts, settings) -> Iterator[WorkbenchSite]:
+    """The workbench served by uvicorn on loopback over a folder store of the sample calls (stereo calls with an
+    audio copy, mono calls playing from their source file, one Bitrix24 call with no audio), with a QA lead, a
+    supervisor and two managers, and a lexicon folder of its own (the lexicon page saves into it)."""
+    import csv
+    import time
+
+    from pipeline.audio_copy import store_audio_copy
+    from pipeline.reviews import store_result
+    from pipeline.schema import CallMetadata
+    from pipeline.stores import open_store, transcript_key
+    from pipeline.web.app import create_app
+    from pipeline.web.users import UserBook
+    from tests.services import asgi_server
+
+    root = tmp_path_factory.mktemp("workbench")
+    lexicons = root / "lexicons"
+    lexicons.mkdir()
+    for path in (REPO / "lexicons").glob("*.yaml"):
+        shutil.copy(path, lexicons / path.name)
+    store = open_store(str(root / "store"), settings.s3)
+    manifest = {row["call_id"]: row for row in csv.DictReader((CALLS / "manifest.csv").open(encoding="utf-8"))}
+    setup = DeriveSetup.load(lexicons)
+    calls = [(f"{call.call_id}-stereo", stereo_transcripts[call.call_id], call.stereo) for call in SAMPLE_CALLS]
+    calls += [(f"{call.call_id}-mono", mono_transcripts[call.call_id], call.mono) for call in SAMPLE_CALLS]
+    for call_id, transcript, recording in calls:
+        row = manifest[call_id]
+        metadata = CallMetadata(started_at=row["started_at"], manager_id=row["manager"],
+                                manager_name=row["manager_name"], deal_id=row["deal_id"])
+        source = transcript.source.model_copy(update={"uri": str(recording)})
+        if call_id == "fitness-mono":  # a Bitrix24 call whose copy was not kept: nothing to play
+            source = source.model_copy(update={"uri": "bitrix24://portal.example/call/fitness-mono"})
+        transcript = transcript.model_copy(update={"call_id": call_id, "metadata": metadata, "source": source})
+        store.write(transcript_key(call_id), transcript.to_json().encode())
+        store_result(store, transcript, setup)
+        if call_id.endswith("-stereo"):
+            store_audio_copy(recording, store, call_id)
+    users = UserBook(root / "users.yaml")
+    for login, (name, role, bitrix24_id, password) in WORKBENCH_USERS.items():
+        users.add(login, name=name, role=role, password=password, bitrix24_user_id=bitrix24_id)  # type: ignore[arg-type]
+    site_settings = settings.model_copy(update={
+        "lexicons": lexicons,
+        "run": settings.run.model_copy(update={"store": str(root / "store")}),
+        "web": settings.web.model_copy(update={"users_file": root / "users.yaml", "page_size": 10,
+                                               "index_path": root / "index.sqlite"})})
+    clock = FakeClock(time.time())
+    app = create_app(site_settings, clock=clock)
+    with asgi_server(app) as url:
+        yield WorkbenchSite(url=url, store_root=root / "store", lexicons=lexicons, clock=clock, app=app)

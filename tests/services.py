@@ -1,6 +1,7 @@
 """Real servers on loopback for tests: an S3-compatible server (moto's server mode), a proxy in front of it that
-injects faults into writes, and a Dask cluster made of `dask scheduler` and `dask worker` processes. Each starts
-as its own process (the proxy as a thread) and is stopped at the end."""
+injects faults into writes, a Dask cluster made of `dask scheduler` and `dask worker` processes, and uvicorn
+serving an ASGI app (the workbench). Each starts as its own process (the proxy and uvicorn as threads) and is
+stopped at the end."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import uvicorn
 
 BIN = Path(sys.executable).parent
 
@@ -204,3 +207,30 @@ def _wait_for_workers(address: str, count: int, timeout_s: float = 60.0) -> None
 
     with Client(address, timeout="20s") as client:
         client.wait_for_workers(count, timeout=timeout_s)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the test when it listens (an event, not a poll) and on which port."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = threading.Event()
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+@contextlib.contextmanager
+def asgi_server(app) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port, in a thread; yields its base URL."""
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="test-asgi-server", daemon=True)
+    thread.start()
+    if not server.listening.wait(30):
+        raise RuntimeError("the test web server did not start within 30 s")
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

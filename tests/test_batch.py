@@ -77,6 +77,15 @@ def statuses(summary: dict) -> dict[str, str]:
     return {call["call_id"]: call["status"] for call in summary["calls"]}
 
 
+def _decoded(path: Path) -> tuple[int, float]:
+    """(channels, seconds) of what PyAV decodes from an audio file."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return stream.channels, sum(frame.samples for frame in container.decode(stream)) / stream.rate
+
+
 def _words(result: CallResult) -> list[tuple[float, float, str, str | None]]:
     return [(word.start, word.end, word.text, word.role) for word in result.words]
 
@@ -101,6 +110,9 @@ def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Pat
         assert derive(transcript, derive_setup) == result and result.source.uri == str(source / call.stereo.name)
         assert [(w.start, w.end, w.text) for w in result.words] == [(w.start, w.end, w.text) for w in transcript.words]
         assert result.direction == call.direction
+        # The copy for playback, Opus in WebM, stored by the step that transcribed the call.
+        channels, seconds = _decoded(folder / "audio.webm")
+        assert channels == 2 and abs(seconds - result.duration_s) < 0.1
         # One call, one result: the words (and their times) through `callqa analyze`'s code path in this process,
         # with BLAS and CTranslate2 on every core, are the words of a Dask worker process held to one thread.
         analyzed = stereo_results[call.call_id]
@@ -140,7 +152,8 @@ def test_bad_recordings_fail_alone(tmp_path: Path) -> None:
     data = SHORT_CALLS[1].stereo.read_bytes()
     (source / "cut.mp3").write_bytes(data[: len(data) // 2])
     store = tmp_path / "store"
-    done = run("--source", str(source), "--store", str(store))
+    # With stored transcripts redacted, and audio_copy left unset, no copy of the audio is kept.
+    done = run("--source", str(source), "--store", str(store), CALLQA_BITRIX24__REDACT_STORED_TRANSCRIPTS="true")
     assert done.returncode == 1, done.stderr
     summary = run_summary(store, done.stdout)
     reasons = {call["call_id"]: call["reason"] for call in summary["calls"]}
@@ -150,6 +163,8 @@ def test_bad_recordings_fail_alone(tmp_path: Path) -> None:
     assert "truncated" in reasons["truncated"] and str(source / "cut.mp3") in reasons["truncated"]
     assert "recording not found" in reasons["missing"]
     assert sorted(p.name for p in (store / "calls").iterdir()) == [SHORT_CALLS[0].call_id]
+    assert sorted(p.name for p in (store / "calls" / SHORT_CALLS[0].call_id).iterdir()) == [
+        "audio.json", "result.json", "transcript.json"]
 
 
 def test_killed_run_resumes_without_redoing_finished_calls(tmp_path: Path) -> None:
@@ -317,6 +332,8 @@ def test_s3_source_and_store_keep_the_credentials_secret(tmp_path: Path) -> None
         done = run("--source", "s3://calls/in", "--store", "s3://artifacts/out", "-v", **_s3_env(endpoint))
         assert done.returncode == 1  # the bad recording failed; the others did not
         stored = _objects(client, "artifacts")
+        copy = client.head_object(Bucket="artifacts", Key=f"out/calls/{SHORT_CALLS[0].call_id}/audio.webm")
+        assert copy["ContentType"] == "audio/webm" and copy["ContentLength"] > 10_000
     calls = {key.split("/")[2] for key in stored if key.startswith("out/calls/")}
     assert calls == {call.call_id for call in SHORT_CALLS[:2]}
     result = CallResult.from_json(stored[f"out/calls/{SHORT_CALLS[0].call_id}/result.json"])
@@ -382,4 +399,6 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     assert "GPU=4" in services["gpu-worker"]["command"]
     assert services["run"]["profiles"] == ["nightly"] and "callqa" in services["run"]["command"]
     assert "models-cache" in spec["volumes"]
+    workbench = services["workbench"]
+    assert workbench["command"][:2] == ["callqa", "serve"] and workbench["ports"] == ["127.0.0.1:8080:8080"]
     assert CALLS.is_dir()

@@ -178,3 +178,4 @@ def test_demo_runs_the_loop_against_the_sandbox(tmp_path: Path) -> None:
     assert len(list((tmp_path / "out" / "store" / "voiceprints" / "7").glob("*.json"))) == 1
     assert "6. A mono recording" in done.stdout and "embedded diarizer, 2 voice(s); manager" in done.stdout
     assert "evidence (voiceprint): cosine to Ирина Петрова's voiceprint" in done.stdout
+    assert "7. The QA lead's workbench" in done.stdout and "callqa serve --store" in done.stdout

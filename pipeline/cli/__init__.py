@@ -5,7 +5,7 @@ become one line on stderr and an exit code (1: a call failed, 2: wrong usage, 3:
 or scorecard); heavy modules load inside the commands so that `callqa --help` answers at once.
 """
 
-from pipeline.cli import bitrix24, calls, lexicons, models, report, run, voices  # noqa: F401  (each registers its commands)
+from pipeline.cli import bitrix24, calls, lexicons, models, report, retention, run, serve, voices  # noqa: F401  (each registers its commands)
 from pipeline.cli.common import app
 
 __all__ = ["app"]

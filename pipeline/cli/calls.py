@@ -116,9 +116,9 @@ def demo(
     from pipeline.cli.run import run_and_report
     from pipeline.cli.summary import render_summary
     from pipeline.errors import ConfigError
-    from pipeline.report import build_report, load_results, load_snapshots, merge_snapshots, write_report
+    from pipeline.report import load_results, write_report
+    from pipeline.report.assemble import assemble_report
     from pipeline.sandbox import MSK, Portal, serve
-    from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
     from pipeline.settings import load_settings
     from pipeline.sources.base import TimeWindow
     from pipeline.support.fileio import write_text_atomic
@@ -160,11 +160,8 @@ def demo(
             stdout.print(Text(posted[0]["COMMENT"]))
             stdout.print()
             shown += 1
-    card = load_scorecard(settings.scorecard or DEFAULT_SCORECARD).definition
-    crm = merge_snapshots(load_snapshots(store)[0])  # the deals the run read from the portal
-    report = build_report(results, crm.deals, since=start, until=start + timedelta(days=1), options=settings.report,
-                          criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()),
-                          funnels=crm.funnels, deal_source=crm.source)
+    # The deals are those the run read from the portal (its CRM snapshot in the store).
+    report = assemble_report(settings, store, since=start, until=start + timedelta(days=1)).report
     written = write_report(report, out / "report")
     stdout.print(Rule("5. The supervisor's report"))
     stdout.print(f"{written[0]} (and CSV files beside it); {len(portal.comments)} comments in the portal; "
@@ -174,6 +171,12 @@ def demo(
         lost = sum(stage.deals for stage in view.stages if stage.semantic == "lost")
         stdout.print(f"Воронка «{view.name}»: {stages}; проиграно {lost}")
     _demo_mono_call(samples, store, settings)
+    stdout.print(Rule("7. The QA lead's workbench: listen, check, correct"))
+    users = out / "users.yaml"
+    stdout.print("Add yourself as a QA lead (it asks for a password), then serve the demo's store:\n"
+                 f"  .venv/bin/callqa user add qa --role qa --name \"QA lead\" --users {users}\n"
+                 f"  .venv/bin/callqa serve --store {out / 'store'} --users {users}\n"
+                 "and open http://127.0.0.1:8080/ (docs/workbench.md).")
 
 
 def _demo_mono_call(samples: Path, store, settings) -> None:

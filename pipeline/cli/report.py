@@ -38,9 +38,8 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Per-manager table (1-5 ratings), charts, phone funnel and calls to review, as HTML and CSV."""
-    from pipeline.lexicon import DEFAULT_LEXICONS, load_lexicons
-    from pipeline.report import build_report, load_results, load_snapshots, merge_snapshots, parse_deals, write_report
-    from pipeline.scoring import DEFAULT_SCORECARD, load_scorecard
+    from pipeline.report import write_report
+    from pipeline.report.assemble import assemble_report
     from pipeline.settings import load_settings
     from pipeline.stores import open_store
     from pipeline.support.logs import configure_logging, register_secrets
@@ -57,30 +56,11 @@ def report(
         raise ConfigError("--since is after --until")
     start = datetime.combine(first, time(), tzinfo=local)
     end = datetime.combine(last + timedelta(days=1), time(), tzinfo=local)
-    card = load_scorecard(settings.scorecard or DEFAULT_SCORECARD).definition
     artifact_store = open_store(store or settings.run.store, settings.s3)
-    results, unreadable = load_results(artifact_store)
-    for key in unreadable:
-        print(f"callqa: warning: {artifact_store.describe()}/{key}: not a callqa result, left out", file=sys.stderr)
-    deal_data, funnels, deal_source = {}, [], None
-    if deals is not None:
-        if not deals.is_file():
-            raise ConfigError(f"deals file not found: {deals}")
-        deal_data, deal_source = parse_deals(deals.read_text(encoding="utf-8"), str(deals)), deals.name
-    elif (stored := artifact_store.read("deals/deals.csv")) is not None:
-        deal_data = parse_deals(stored.decode("utf-8"), f"{artifact_store.describe()}/deals/deals.csv")
-        deal_source = "deals/deals.csv"
-    else:  # what the nightly runs read from Bitrix24
-        snapshots, broken = load_snapshots(artifact_store)
-        for key in broken:
-            print(f"callqa: warning: {artifact_store.describe()}/{key}: not a CRM snapshot, left out", file=sys.stderr)
-        crm = merge_snapshots(snapshots)
-        deal_data, funnels, deal_source = crm.deals, crm.funnels, crm.source
-    # Praise is heard by the feedback lexicon: without one, positive feedback has no data rather than zero.
-    feedback = "feedback" in load_lexicons(settings.lexicons or DEFAULT_LEXICONS).ids
-    built = build_report(results, deal_data, since=start, until=end, options=settings.report,
-                         criteria=[(c.id, c.title) for c in card.criteria], groups=list(card.groups.items()),
-                         funnels=funnels, deal_source=deal_source, feedback_measured=feedback)
+    assembled = assemble_report(settings, artifact_store, since=start, until=end, deals=deals)
+    for warning in assembled.warnings:
+        print(f"callqa: warning: {warning}", file=sys.stderr)
+    built = assembled.report
     written = write_report(built, out)
     stdout.print(f"{built.calls} calls of {len([m for m in built.managers if m.calls])} managers, "
                  f"{first:%d.%m.%Y} – {last:%d.%m.%Y}; wrote {', '.join(str(p) for p in written)}")

@@ -16,7 +16,7 @@ from pipeline.report.compute import Report
 from pipeline.report.model import ManagerStats
 from pipeline.support.fileio import write_text_atomic
 
-__all__ = ["NOTES", "write_report"]
+__all__ = ["NOTES", "render_report_html", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def _rows(report: Report, columns: list[Column]) -> list[dict]:
                           "sort": -1e18 if value is None else value,
                           "grade": stats.ratings.get(column.rating) if column.rating else None,
                           "change": change, "change_class": change_class})
-        rows.append({"name": stats.name, "cells": cells})
+        rows.append({"name": stats.name, "manager_id": stats.manager_id, "cells": cells})
     return rows
 
 
@@ -127,6 +127,10 @@ NOTES = [
     "входа на этап до следующего перехода; звонки на этапе — сделанные, пока сделка была на нём; проигранные и "
     "неизвестные воронке этапы — отдельными строками.",
     "Прослушать в первую очередь: звонки с нарушением (грубость обнуляет оценку), затем с самыми низкими оценками.",
+    "Оценка звонка учитывает проверку людьми: вердикт проверяющего по критерию заменяет автоматический. Согласие с "
+    "проверяющими — по критериям, которые проверяли: доля звонков, где автоматическое «выполнен / не выполнен» "
+    "совпало с оценкой человека, и каппа Коэна; ниже порога (report.kappa_threshold, по умолчанию 0,6) — "
+    "отмечено. «Не удалось надёжно распознать» в согласие не входит.",
 ]
 
 
@@ -141,8 +145,10 @@ def _csv_number(value: float | None) -> str:
     return "" if value is None else f"{value:g}".replace(".", ",")
 
 
-def write_report(report: Report, out_dir: Path) -> list[Path]:
-    """Write report.html and the CSV files; returns their paths."""
+def render_report_html(report: Report, *, call_url: str | None = None, manager_url: str | None = None) -> str:
+    """The report as one self-contained HTML page. `call_url` (e.g. "/calls/{call_id}") makes each call a link
+    to its page, `manager_url` (e.g. "/calls?manager={manager_id}") each manager's row a link to their calls: the
+    workbench serves the report so."""
     columns = _columns(report)
     active = [stats for stats in report.managers if stats.calls]
     scores = [s.average_score for s in active if s.average_score is not None]
@@ -160,15 +166,21 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
                                title=f"{view.name}: сделок на этапе") for view in report.funnels]
     environment = jinja2.Environment(loader=jinja2.PackageLoader("pipeline.report", "templates"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]))
-    html = environment.get_template("report.html.j2").render(
+    return environment.get_template("report.html.j2").render(
         report=report, columns=columns, rows=_rows(report, columns), active=active, charts=charts, notes=NOTES,
         funnel_charts=funnel_charts, no_data=NO_DATA,
         fmt=fmt, average_score=sum(scores) / len(scores) if scores else None,
         period=f"{report.since:%d.%m.%Y} – {report.until - timedelta(seconds=1):%d.%m.%Y}",
         previous_period=f"{report.previous_since:%d.%m.%Y} – {report.since - timedelta(seconds=1):%d.%m.%Y}",
-        generated=f"{report.generated_at:%d.%m.%Y %H:%M}")
+        generated=f"{report.generated_at:%d.%m.%Y %H:%M}", call_url=call_url, manager_url=manager_url)
+
+
+def write_report(report: Report, out_dir: Path) -> list[Path]:
+    """Write report.html and the CSV files; returns their paths."""
+    columns = _columns(report)
+    active = [stats for stats in report.managers if stats.calls]
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_text_atomic(out_dir / "report.html", html)]
+    written = [write_text_atomic(out_dir / "report.html", render_report_html(report))]
     header = ["Менеджер"] + [f"{c.title}{', ' + c.unit.strip() if c.unit else ''}" for c in columns] + [
         f"Оценка 1–5: {c.title}" for c in columns if c.rating]
     managers = [header]
