@@ -224,7 +224,9 @@ class _Server(uvicorn.Server):
 @contextlib.contextmanager
 def asgi_server(app) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port, in a thread; yields its base URL."""
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off"))
+    # The app applies X-Forwarded-For itself (after keeping the real peer), as under `callqa serve`.
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off",
+                                    proxy_headers=False))
     thread = threading.Thread(target=server.run, name="test-asgi-server", daemon=True)
     thread.start()
     if not server.listening.wait(30):

@@ -307,7 +307,8 @@ def test_single_sign_on_trusts_the_header_only_from_the_proxy_and_framing_only_b
         "index_path": workbench_site.store_root.parent / "sso-index.sqlite"})
     app = create_app(settings.model_copy(update={"web": web}))
     with asgi_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
-        page = client.get("/calls", headers={"X-Remote-User": "boss"})
+        # Behind the proxy: the peer is the proxy, X-Forwarded-For names the user's machine.
+        page = client.get("/calls", headers={"X-Remote-User": "boss", "X-Forwarded-For": "203.0.113.5"})
         assert page.status_code == 200 and "Борис Руководов" in page.text
         assert client.get("/calls", headers={"X-Remote-User": "nobody"}).status_code == 401
         csp = page.headers["content-security-policy"]
@@ -320,6 +321,15 @@ def test_single_sign_on_trusts_the_header_only_from_the_proxy_and_framing_only_b
     app = create_app(settings.model_copy(update={"web": untrusted}))
     with asgi_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         assert client.get("/calls", headers={"X-Remote-User": "boss"}).status_code == 401
+        # Nor does naming the proxy in X-Forwarded-For make a client one.
+        assert client.get("/calls", headers={"X-Remote-User": "boss", "X-Forwarded-For": "10.0.0.1"}
+                          ).status_code == 401
+    # A wildcard would believe anyone's header, and a framing origin must be an https origin.
+    from pydantic import ValidationError
+
+    for bad in ({"trusted_proxies": ["*"]}, {"frame_ancestors": ["*"]}, {"frame_ancestors": ["http://a.ru; x"]}):
+        with pytest.raises(ValidationError):
+            type(web).model_validate({**web.model_dump(), **bad})
 
 
 def test_a_session_ends_after_its_age_and_a_removed_user_is_out_at_once(workbench_site, tmp_path):
@@ -346,6 +356,27 @@ def test_a_session_ends_after_its_age_and_a_removed_user_is_out_at_once(workbenc
         assert anna.get("/calls").status_code == 200
         clock.advance(web.session_max_age_s + 1)
         assert anna.get("/calls").status_code == 303
+        # A new password ends the sessions opened with the old one.
+        boss = log_in(site, "boss")
+        assert boss.get("/calls").status_code == 200
+        UserBook(users).add("boss", name="Борис Руководов", role="supervisor", password="a-new-password-2")
+        assert boss.get("/calls").status_code == 303
+        assert log_in(site, "boss", "a-new-password-2").get("/calls").status_code == 200
+
+
+def test_oversized_and_odd_requests_get_clear_refusals_not_errors(workbench_site, qa):
+    token = _csrf(qa.get("/calls/dental-stereo").text)
+    huge = qa.post("/login", content=b"login=" + b"a" * (9 * 1024 * 1024),
+                   headers={"content-type": "application/x-www-form-urlencoded"})
+    assert huge.status_code == 413
+    assert qa.post("/calls/dental-stereo/reviews", data={"criterion": "x", "verdict": "met"},
+                   headers={"X-CSRF-Token": "токен".encode()}).status_code == 403
+    assert qa.get("/calls/dental-stereo/audio", headers={"range": "bytes=" + "9" * 5000 + "-"}).status_code == 416
+    assert qa.post("/login", data={"login": "x" * 65, "password": "p", "csrf_token": token}).status_code == 422
+    # Pages are not cached (they show transcripts); audio neither.
+    page = qa.get("/calls/dental-stereo")
+    assert page.headers["cache-control"] == "no-store" and page.headers["cross-origin-resource-policy"] == "same-origin"
+    assert "no-store" in qa.get("/calls/dental-stereo/audio", headers={"range": "bytes=0-1"}).headers["cache-control"]
 
 
 def test_the_index_follows_the_store_new_calls_finished_runs_and_deletions(workbench_site, tmp_path):

@@ -55,8 +55,10 @@ def serve(
     application = create_app(settings)
     stdout.print(f"callqa workbench on http://{host}:{port}/ ({application.state.bench.index.count()} calls; "
                  f"Ctrl+C stops it)")
+    # X-Forwarded-For is applied inside the app, after it kept the connection's own peer for the trusted-header
+    # check (pipeline/web/security.py, KeepPeer).
     uvicorn.run(application, host=host, port=port, log_level="warning" if verbose == 0 else "info",
-                proxy_headers=True, forwarded_allow_ips=",".join(settings.web.trusted_proxies))
+                proxy_headers=False, server_header=False)
 
 
 def _with_users(settings, users: Path | None):

@@ -434,9 +434,11 @@ def save_lexicon(folder: str | Path, filename: str, new_text: str, *, author: st
     if old == data:
         return SavedLexicon(path=path, previous=None, lexicon_version=version, other_errors=tuple(other))
     previous = None
+    mode = path.stat().st_mode & 0o777 if old is not None else 0o644
     if old is not None:
         previous = write_bytes_atomic(_history_path(folder, path.stem, author, now), old)
     write_bytes_atomic(path, data)
+    path.chmod(mode)  # the nightly run may read the folder as another user: keep the file's permissions
     logger.info("lexicon %s saved by %s (previous version kept as %s)", path, author, previous)
     return SavedLexicon(path=path, previous=previous, lexicon_version=version, other_errors=tuple(other))
 

@@ -12,6 +12,7 @@ supervisor sees every call and the report, manager sees only their own calls.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -25,11 +26,22 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from pipeline.derive import DeriveSetup
 from pipeline.stores import ArtifactStore, open_store
 from pipeline.web.index import CallIndex
-from pipeline.web.security import LoginLimiter, SecurityHeaders, csrf_token, csrf_valid, safe_call_id, session_secret
+from pipeline.web.security import (
+    BodyLimit,
+    KeepPeer,
+    LoginLimiter,
+    SecurityHeaders,
+    csrf_token,
+    csrf_valid,
+    safe_call_id,
+    session_secret,
+    trusted_peer,
+)
 from pipeline.web.settings import WebSettings
 from pipeline.web.users import User, UserBook
 
@@ -67,6 +79,14 @@ class Workbench:
     clock: Callable[[], float] = time.time
     setup_lock: threading.Lock = field(default_factory=threading.Lock)
     last_refresh: float = 0.0
+    refreshing: threading.Thread | None = None
+    session_key: bytes = b""
+
+    def credential(self, user: User) -> str:
+        """What a session is bound to: a keyed digest of the user's password hash, so that a new password (or
+        a user re-added) ends the sessions opened with the old one."""
+        material = (user.password_hash or f"sso:{user.login}").encode()
+        return hmac.new(self.session_key, material, "sha256").hexdigest()[:32]
 
     @property
     def web(self) -> WebSettings:
@@ -87,13 +107,28 @@ class Workbench:
         with self.setup_lock:
             self.setup = DeriveSetup.load(settings.lexicons, settings.scorecard, settings=settings)
 
-    def refresh_index(self, *, force: bool = False) -> None:
-        """Look for calls stored since the last look, at most every `index_refresh_s`."""
+    def refresh_index(self, *, force: bool = False, wait: bool = False) -> None:
+        """Look for calls stored since the last look, at most every `index_refresh_s`: in a thread of its own (a
+        night's calls take seconds to index, and no request waits for them), or here with `wait`."""
         now = self.clock()
         if not force and now - self.last_refresh < self.web.index_refresh_s:
             return
         self.last_refresh = now
-        added = self.index.refresh()
+        if wait:
+            self._refresh()
+            return
+        with self.setup_lock:
+            if self.refreshing is not None and self.refreshing.is_alive():
+                return
+            self.refreshing = threading.Thread(target=self._refresh, name="callqa-index-refresh", daemon=True)
+            self.refreshing.start()
+
+    def _refresh(self) -> None:
+        try:
+            added = self.index.refresh()
+        except Exception:  # the next look tries again; the pages go on with what is indexed
+            logger.exception("call index refresh failed")
+            return
         if added:
             logger.info("call index: %d calls (re-)indexed", added)
 
@@ -143,16 +178,23 @@ def create_app(settings: Settings, *, store: ArtifactStore | None = None, clock:
         templates=templates, setup=DeriveSetup.load(settings.lexicons, settings.scorecard, settings=settings),
         clock=clock)
     if refresh:
-        bench.refresh_index(force=True)
+        bench.refresh_index(force=True, wait=True)
 
-    app = FastAPI(title="callqa workbench", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="callqa workbench", docs_url=None, redoc_url=None, openapi_url=None,
+                  form_limits={"max_files": 0, "max_fields": 20, "max_part_size": web.max_body_bytes})
     app.state.bench = bench
     framed = bool(web.frame_ancestors) and web.https
-    app.add_middleware(SessionMiddleware, secret_key=session_secret(
-        web.secret_key.get_secret_value() if web.secret_key else None, web.users_file),
-        session_cookie="callqa_session", max_age=web.session_max_age_s, same_site="none" if framed else "lax",
-        https_only=web.https)
-    app.add_middleware(SecurityHeaders, frame_ancestors=list(web.frame_ancestors) if framed else [])
+    secret = session_secret(web.secret_key.get_secret_value() if web.secret_key else None, web.users_file)
+    bench.session_key = secret.encode()
+    # Middleware runs outermost last-added first: headers, body limit, the peer kept, forwarded headers, session.
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="callqa_session",
+                       max_age=web.session_max_age_s, same_site="none" if framed else "lax", https_only=web.https,
+                       partitioned=framed)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(web.trusted_proxies))
+    app.add_middleware(KeepPeer)
+    app.add_middleware(BodyLimit, max_bytes=web.max_body_bytes)
+    app.add_middleware(SecurityHeaders, frame_ancestors=list(web.frame_ancestors) if framed else [],
+                       https=web.https)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(LoginRequired)
@@ -191,16 +233,18 @@ def current_user(request: Request) -> User:
     """
     bench = bench_of(request)
     web = bench.web
-    login = None
-    if web.trusted_user_header and request.client and request.client.host in web.trusted_proxies:
+    user = None
+    # The connection's own peer (kept before X-Forwarded-For replaced the client address) must be the proxy.
+    if web.trusted_user_header and trusted_peer(request.scope.get("state", {}).get("peer"), web.trusted_proxies):
         login = request.headers.get(web.trusted_user_header)
-    if not login:
+        user = bench.users.get(login) if login else None
+    if user is None:
         login = request.session.get("login")
         issued = float(request.session.get("issued") or 0)
-        if login and bench.clock() - issued > web.session_max_age_s:
-            request.session.clear()
-            login = None
-    user = bench.users.get(login) if login else None
+        user = bench.users.get(login) if login and bench.clock() - issued <= web.session_max_age_s else None
+        if user is not None and not hmac.compare_digest(str(request.session.get("credential", "")),
+                                                        bench.credential(user)):
+            user = None  # the password changed since this session began
     if user is None:
         request.session.pop("login", None)
         raise LoginRequired()

@@ -29,12 +29,13 @@ __all__ = ["CallFilter", "CallIndex", "CallPage", "CallRow", "SORTS"]
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"
+_TURN_BITS = 20  # a turn's rowid is (the call's key << 20) | its index: a call's turns are one rowid range
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
-    call_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, manager_id TEXT, manager_name TEXT,
-    duration_s REAL NOT NULL, score REAL, grade INTEGER, passed INTEGER, reviewed INTEGER NOT NULL,
+    key INTEGER PRIMARY KEY, call_id TEXT UNIQUE NOT NULL, started_at TEXT NOT NULL, manager_id TEXT,
+    manager_name TEXT, duration_s REAL NOT NULL, score REAL, grade INTEGER, passed INTEGER, reviewed INTEGER NOT NULL,
     warnings INTEGER NOT NULL, layout TEXT NOT NULL, deal_id TEXT);
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_manager ON calls (manager_id, started_at);
@@ -46,8 +47,7 @@ CREATE TABLE IF NOT EXISTS hits (call_id TEXT NOT NULL, lexicon TEXT NOT NULL, t
 CREATE INDEX IF NOT EXISTS hits_term ON hits (lexicon, term, call_id);
 CREATE INDEX IF NOT EXISTS hits_call ON hits (call_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS turns USING fts5(
-    lemmas, call_id UNINDEXED, turn UNINDEXED, start UNINDEXED, role UNINDEXED, text UNINDEXED,
-    tokenize = 'unicode61 remove_diacritics 0');
+    lemmas, start UNINDEXED, text UNINDEXED, tokenize = 'unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY);
 """
 
@@ -118,10 +118,15 @@ class CallIndex:
         self.store = store
         self.lemmatise = lemmatise
         self._lock = threading.RLock()
+        self._generation = 0  # changes with every call (re-)indexed or forgotten: the lists below are cached
+        self._lists: dict[tuple, tuple[int, list]] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        # It holds every transcript's text: readable by this user alone, like the store's own files should be.
+        self.path.touch(mode=0o600, exist_ok=True)
+        self.path.chmod(0o600)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -134,6 +139,7 @@ class CallIndex:
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             return self._open()
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS matched (key INTEGER PRIMARY KEY, first INTEGER NOT NULL)")
         return db
 
     def close(self) -> None:
@@ -194,8 +200,7 @@ class CallIndex:
         """(Re-)index one call."""
         score = result.score
         criteria = score.criteria if score else []
-        turns = [(" ".join(self.lemmatise(turn.text)), result.call_id, index, turn.start, turn.role, turn.text)
-                 for index, turn in enumerate(result.turns)]
+        turns = [(" ".join(self.lemmatise(turn.text)), turn.start, turn.text) for turn in result.turns]
         row = (result.call_id, result.metadata.started_at or result.analyzed_at, result.metadata.manager_id,
                result.metadata.manager_name, result.duration_s, score.total if score else None,
                score.grade if score else None, None if score is None else int(score.passed),
@@ -205,21 +210,34 @@ class CallIndex:
             self._db.execute("BEGIN")
             try:
                 self._forget(result.call_id)
-                self._db.execute("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                key = self._db.execute(
+                    "INSERT INTO calls (call_id, started_at, manager_id, manager_name, duration_s, score, grade, "
+                    "passed, reviewed, warnings, layout, deal_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row).lastrowid
+                assert key is not None
                 self._db.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?)", [
-                    (result.call_id, c.id, c.title, c.verdict or "", int(c.review is not None))
-                    for c in criteria])
+                    (result.call_id, c.id, c.title, c.verdict or "", int(c.review is not None)) for c in criteria])
                 self._db.executemany("INSERT INTO hits VALUES (?, ?, ?)", sorted(
                     {(result.call_id, hit.lexicon, hit.term) for hit in result.hits}))
-                self._db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)", turns)
+                self._db.executemany("INSERT INTO turns (rowid, lemmas, start, text) VALUES (?, ?, ?, ?)",
+                                     [((key << _TURN_BITS) | index, *turn) for index, turn in enumerate(turns)])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._generation += 1
 
     def _forget(self, call_id: str) -> None:
-        for table in ("calls", "verdicts", "hits", "turns"):
+        found = self._db.execute("SELECT key FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        if found is None:
+            return
+        # A rowid range, not a column: FTS5 finds its rows by rowid at once, by an unindexed column only by
+        # reading every row (which made indexing 10 000 calls quadratic).
+        self._db.execute("DELETE FROM turns WHERE rowid BETWEEN ? AND ?",
+                         (found[0] << _TURN_BITS, ((found[0] + 1) << _TURN_BITS) - 1))
+        for table in ("calls", "verdicts", "hits"):
             self._db.execute(f"DELETE FROM {table} WHERE call_id = ?", (call_id,))  # noqa: S608 (fixed names)
+        self._generation += 1
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -277,33 +295,36 @@ class CallIndex:
         if wanted.query.strip() and match is None:
             return CallPage(rows=[], total=0, page=1, pages=1, filter=wanted)
         if match:
-            where.append("c.call_id IN (SELECT call_id FROM turns WHERE turns MATCH ?)")
-            args.append(match)
+            where.append("c.key IN (SELECT key FROM temp.matched)")
         order = SORTS.get(wanted.sort, SORTS["started"])
         direction = "DESC" if wanted.descending else "ASC"
         condition = " AND ".join(where)
         with self._lock:
+            if match:  # the search runs once; the count, the page and the snippets read what it found
+                self._db.execute("DELETE FROM temp.matched")
+                self._db.execute(f"INSERT INTO temp.matched SELECT rowid >> {_TURN_BITS}, min(rowid) FROM turns "
+                                 f"WHERE turns MATCH ? GROUP BY 1", (match,))
             total = self._db.execute(f"SELECT count(*) FROM calls c WHERE {condition}", args).fetchone()[0]  # noqa: S608
             pages = max(1, -(-total // wanted.page_size))
             page = min(max(1, wanted.page), pages)
             found = self._db.execute(
                 f"SELECT c.* FROM calls c WHERE {condition} ORDER BY {order} IS NULL, {order} {direction}, "  # noqa: S608
                 f"c.call_id LIMIT ? OFFSET ?", [*args, wanted.page_size, (page - 1) * wanted.page_size]).fetchall()
-            rows = [self._row(found_row, match) for found_row in found]
+            rows = [self._row(found_row, bool(match)) for found_row in found]
         return CallPage(rows=rows, total=total, page=page, pages=pages, filter=wanted)
 
-    def _row(self, row: tuple, match: str | None) -> CallRow:
-        call_id = row[0]
+    def _row(self, row: tuple, searched: bool) -> CallRow:
+        key, call_id = row[0], row[1]
         failed = tuple(title for (title,) in self._db.execute(
             "SELECT title FROM verdicts WHERE call_id = ? AND verdict = 'not_met'", (call_id,)))
         snippet = None
-        if match:
-            snippet = self._db.execute("SELECT text, start FROM turns WHERE turns MATCH ? AND call_id = ? "
-                                       "ORDER BY CAST(turn AS INTEGER) LIMIT 1", (match, call_id)).fetchone()
-        return CallRow(call_id=call_id, started_at=row[1], manager_id=row[2], manager_name=row[3],
-                       duration_s=row[4], score=row[5], grade=row[6],
-                       passed=None if row[7] is None else bool(row[7]), reviewed=bool(row[8]), warnings=row[9],
-                       layout=row[10], deal_id=row[11], failed=failed,
+        if searched:
+            snippet = self._db.execute("SELECT text, start FROM turns WHERE rowid = "
+                                       "(SELECT first FROM temp.matched WHERE key = ?)", (key,)).fetchone()
+        return CallRow(call_id=call_id, started_at=row[2], manager_id=row[3], manager_name=row[4],
+                       duration_s=row[5], score=row[6], grade=row[7],
+                       passed=None if row[8] is None else bool(row[8]), reviewed=bool(row[9]), warnings=row[10],
+                       layout=row[11], deal_id=row[12], failed=failed,
                        snippet=snippet[0] if snippet else None, snippet_start=snippet[1] if snippet else None)
 
     def manager_of(self, call_id: str) -> tuple[bool, str | None]:
@@ -312,23 +333,20 @@ class CallIndex:
             row = self._db.execute("SELECT manager_id FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         return (row is not None, row[0] if row else None)
 
+    def _cached(self, name: str, sql: str, args: tuple = ()) -> list[tuple[str, str]]:
+        """A list for the filters' menus, read once per change of the index (they group every call's rows)."""
+        with self._lock:
+            generation, rows = self._lists.get((name, args), (-1, []))
+            if generation != self._generation:
+                rows = [(row[0], row[1]) for row in self._db.execute(sql, args)]
+                self._lists[(name, args)] = (self._generation, rows)
+            return rows
+
     def managers(self, only: str | None = None) -> list[tuple[str, str]]:
         """(id, name) of the managers with calls."""
-        with self._lock:
-            rows = self._db.execute("SELECT manager_id, max(coalesce(manager_name, manager_id)) FROM calls "
-                                    "WHERE manager_id IS NOT NULL GROUP BY manager_id ORDER BY 2").fetchall()
-        return [(row[0], row[1]) for row in rows if only is None or row[0] == only]
-
-    def criteria(self) -> list[tuple[str, str]]:
-        with self._lock:
-            rows = self._db.execute("SELECT criterion, max(title) FROM verdicts GROUP BY criterion "
-                                    "ORDER BY 2").fetchall()
-        return [(row[0], row[1]) for row in rows]
-
-    def lexicon_terms(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return [(row[0], row[1]) for row in self._db.execute(
-                "SELECT DISTINCT lexicon, term FROM hits ORDER BY lexicon, term")]
+        rows = self._cached("managers", "SELECT manager_id, max(coalesce(manager_name, manager_id)) FROM calls "
+                                        "WHERE manager_id IS NOT NULL GROUP BY manager_id ORDER BY 2")
+        return [row for row in rows if only is None or row[0] == only]
 
     def reviewed_calls(self) -> list[str]:
         with self._lock:

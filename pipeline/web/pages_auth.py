@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -12,6 +13,7 @@ from pipeline.web.app import bench_of, check_csrf
 
 router = APIRouter()
 logger = logging.getLogger(__name__)
+_VERIFYING = threading.BoundedSemaphore(4)
 
 
 def _next_page(target: str | None) -> str:
@@ -27,26 +29,27 @@ def login_form(request: Request, next: str | None = None):
 
 
 @router.post("/login", dependencies=[Depends(check_csrf)])
-def login(request: Request, login: Annotated[str, Form()], password: Annotated[str, Form()],
-          next: Annotated[str | None, Form()] = None):
+def login(request: Request, login: Annotated[str, Form(max_length=64)],
+          password: Annotated[str, Form(max_length=1024)], next: Annotated[str | None, Form(max_length=500)] = None):
     bench = bench_of(request)
     client = request.client.host if request.client else "?"
-    wait_s = bench.limiter.retry_after_s(client, login)
+    wait_s = bench.limiter.acquire(client, login)
     if wait_s:
-        logger.warning("login of %r from %s refused: too many failed attempts", login, client)
+        logger.warning("login from %s refused: too many failed attempts", client)
         response = bench.render(request, "login.html.j2", status_code=429, next=_next_page(next),
                                 error=f"Слишком много неудачных попыток. Попробуйте через {int(wait_s) + 1} с.")
         response.headers["Retry-After"] = str(int(wait_s) + 1)
         return response
-    user = bench.users.verify(login, password)
+    with _VERIFYING:  # argon2 takes 64 MiB and a core per check: a flood of logins cannot take the machine
+        user = bench.users.verify(login, password)
     if user is None:
-        bench.limiter.failed(client, login)
-        logger.info("failed login of %r from %s", login, client)
+        # The login as typed is not logged: people paste passwords into the login field.
+        logger.info("failed login from %s%s", client, f" as {login}" if bench.users.get(login) else "")
         return bench.render(request, "login.html.j2", status_code=401, next=_next_page(next),
                             error="Неверный логин или пароль.")
     bench.limiter.succeeded(client, login)
     request.session.clear()  # a new session: nothing of a session before the login carries over
-    request.session.update(login=user.login, issued=bench.clock())
+    request.session.update(login=user.login, issued=bench.clock(), credential=bench.credential(user))
     logger.info("%s logged in (%s)", user.login, user.role)
     return RedirectResponse(_next_page(next), status_code=303)
 

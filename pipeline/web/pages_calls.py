@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from pipeline.errors import CallqaError
 from pipeline.schema import CallResult, Hit, Turn, Word
@@ -60,8 +60,19 @@ def calls_page(request: Request, q: str = "", since: str | None = None, until: s
     found = bench.index.search(wanted)
     params = {key: value for key, value in request.query_params.items() if key != "page"}
     return bench.render(request, "calls.html.j2", found=found, params=params, q=q,
-                        managers=bench.index.managers(only=own), criteria=bench.index.criteria(),
-                        terms=bench.index.lexicon_terms())
+                        managers=bench.index.managers(only=own), criteria=_criteria(bench), terms=_terms(bench))
+
+
+def _criteria(bench: Workbench) -> list[tuple[str, str]]:
+    """(id, title) of the scorecard's criteria, for the filter's menu."""
+    scorecard = bench.setup.scorecard
+    return [(c.id, c.title) for c in scorecard.definition.criteria] if scorecard else []
+
+
+def _terms(bench: Workbench) -> list[tuple[str, str]]:
+    """(lexicon, term) of every lexicon term, for the filter's menu."""
+    lexicons = bench.setup.lexicons
+    return sorted(lexicons.matcher.terms) if lexicons else []
 
 
 def load_result(bench: Workbench, user: User, call_id: str) -> CallResult:
@@ -128,7 +139,7 @@ def call_page(request: Request, call_id: str):
     result = load_result(bench, user, call_id)
     reviews = _reviews(bench, call_id)
     return bench.render(request, "call.html.j2", result=result, turns=_turn_views(result), reviews=reviews,
-                        audio_reason=_no_audio_reason(bench, result),
+                        audio_reason=_no_audio_reason(bench, user, result),
                         verdict_titles=VERDICT_TITLES, role_titles=ROLE_TITLES,
                         may_review=bench.allowed(user, "review") and result.score is not None)
 
@@ -143,18 +154,24 @@ def _reviews(bench: Workbench, call_id: str) -> list:
         return []
 
 
-def _no_audio_reason(bench: Workbench, result: CallResult) -> str | None:
+def _no_audio_reason(bench: Workbench, user: User, result: CallResult) -> str | None:
     """Why the call cannot be played (None: it can), so the page says so instead of showing a dead player."""
     from pipeline.audio_copy import NoAudio, open_call_audio
 
     try:
         audio = open_call_audio(bench.store, result.call_id, source_uri=result.source.uri, s3=bench.settings.s3)
     except CallqaError as error:
-        return f"хранилище недоступно ({error})"
-    return audio.reason if isinstance(audio, NoAudio) else None
+        logger.warning("audio of %s unavailable: %s", result.call_id, error)
+        return "хранилище записей недоступно"
+    return _audio_reason_for(user, audio.reason) if isinstance(audio, NoAudio) else None
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+def _audio_reason_for(user: User, reason: str) -> str:
+    """Why there is no audio, as this user may read it: paths and storage errors only for QA leads."""
+    return reason if user.role == "qa" else "запись не сохранена или недоступна"
+
+
+_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")
 
 
 @router.get("/calls/{call_id}/audio")
@@ -165,14 +182,23 @@ def call_audio(request: Request, call_id: str):
     user = current_user(request)
     bench = bench_of(request)
     result = load_result(bench, user, call_id)
-    audio = open_call_audio(bench.store, call_id, source_uri=result.source.uri, s3=bench.settings.s3)
+    try:
+        audio = open_call_audio(bench.store, call_id, source_uri=result.source.uri, s3=bench.settings.s3)
+    except CallqaError as error:
+        logger.warning("audio of %s unavailable: %s", call_id, error)
+        raise HTTPException(503, "хранилище записей недоступно") from None
     if isinstance(audio, NoAudio):
-        raise HTTPException(404, f"нет записи: {audio.reason}")
+        raise HTTPException(404, "нет записи: " + _audio_reason_for(user, audio.reason))
     size = audio.size
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
     asked = request.headers.get("range")
-    if not asked:
-        return Response(audio.read(0, size), media_type=audio.content_type, headers=headers)
+    if not asked:  # the whole file, a megabyte at a time: an hour of WAV is not held in memory
+        def chunks():
+            for at in range(0, size, 1 << 20):
+                yield audio.read(at, min(1 << 20, size - at))
+
+        return StreamingResponse(chunks(), media_type=audio.content_type,
+                                 headers={**headers, "Content-Length": str(size)})
     match = _RANGE.match(asked.strip())
     if not match or match.groups() == ("", ""):
         raise HTTPException(416, "bad range", headers={"Content-Range": f"bytes */{size}"})

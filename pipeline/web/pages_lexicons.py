@@ -51,7 +51,11 @@ def lexicon_edit_page(request: Request, filename: str):
 
     require(request, "lexicons")
     bench = bench_of(request)
-    return _edit_page(request, bench, filename, read_lexicon(_folder(bench), _file(bench, filename).name))
+    try:
+        text = read_lexicon(_folder(bench), _file(bench, filename).name)
+    except CallqaError as error:
+        raise HTTPException(404, f"файл лексикона не читается: {error}") from None
+    return _edit_page(request, bench, filename, text)
 
 
 def _recent_transcripts(bench: Workbench):
@@ -85,6 +89,7 @@ def lexicon_preview(request: Request, filename: str, text: Annotated[str, Form(m
 
 @router.post("/lexicons/{filename}/save", dependencies=[Depends(check_csrf)])
 def lexicon_save(request: Request, filename: str, text: Annotated[str, Form(max_length=1_000_000)]):
+    from pipeline.errors import DefinitionError
     from pipeline.lexicon.edit import LexiconEditError, save_lexicon
 
     user = require(request, "lexicons")
@@ -97,8 +102,13 @@ def lexicon_save(request: Request, filename: str, text: Annotated[str, Form(max_
                              settings=settings)
     except LexiconEditError as error:
         return _edit_page(request, bench, filename, text, status_code=422, errors=error.problems)
-    bench.reload_setup()
     logger.info("%s saved lexicon %s", user.login, filename)
+    try:
+        bench.reload_setup()
+    except DefinitionError as error:  # another file of the folder is broken: the page says so, scoring goes on
+        logger.warning("lexicons not reloaded after saving %s: %s", filename, error)
+        return _edit_page(request, bench, filename, text, saved=saved,
+                          errors=list(saved.other_errors) or [str(error)])
     return _edit_page(request, bench, filename, text, saved=saved)
 
 
@@ -108,5 +118,11 @@ def _edit_page(request: Request, bench: Workbench, filename: str, text: str, *, 
 
     return bench.render(request, "lexicon_edit.html.j2", status_code=status_code, filename=filename, text=text,
                         history=lexicon_history(_folder(bench), filename), preview=preview,
-                        errors=[f"{p.file}:{p.line}: {p.message}" if p.line else f"{p.file}: {p.message}"
-                                for p in errors or []], saved=saved, verdict_titles=VERDICT_TITLES)
+                        errors=[_problem(p) for p in errors or []], saved=saved, verdict_titles=VERDICT_TITLES)
+
+
+def _problem(problem) -> str:
+    """An EditProblem as file:line: message (a plain message as it is)."""
+    if isinstance(problem, str):
+        return problem
+    return f"{problem.file}:{problem.line}: {problem.message}" if problem.line else f"{problem.file}: {problem.message}"

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from pipeline.schema import CallResult
 from pipeline.stores import result_key
 from pipeline.web.app import Workbench, bench_of, require
+from pipeline.web.security import frame_ancestors_value
 
 router = APIRouter()
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def report_page(request: Request, days: int = 7):
                                 until=datetime.combine(last + timedelta(days=1), time(), tzinfo=local))
     html = render_report_html(assembled.report, call_url="/calls/{call_id}", manager_url="/calls?manager={manager_id}")
     # The report is one self-contained page with its own inline styles and sorting script.
+    web = bench.web
+    ancestors = frame_ancestors_value(list(web.frame_ancestors) if web.frame_ancestors and web.https else [])
     return HTMLResponse(html, headers={"Content-Security-Policy": (
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")})
+        f"img-src 'self' data:; frame-ancestors {ancestors}; form-action 'self'; base-uri 'none'")})

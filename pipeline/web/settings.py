@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = ["WebSettings"]
 
@@ -23,7 +25,9 @@ class WebSettings(BaseModel):
             Empty (the default): no framing at all.
         trusted_user_header: single sign-on through a reverse proxy: the header in which the proxy passes the
             logged-in user's login (e.g. X-Remote-User). The user must still be in `users_file` (for the role).
-            Only requests from `trusted_proxies` are believed; the proxy must drop the header from clients.
+            Only connections from `trusted_proxies` (addresses or networks, as this server sees its peer) are
+            believed, whatever X-Forwarded-For says; the proxy must drop the header from clients' requests.
+        trusted_proxies: also whose X-Forwarded-For names the client (login throttling, logs).
         login_attempts, login_window_s: failed logins allowed per client address and login within the window;
             more are refused with 429 until the window has passed.
         index_path: the disposable call index (SQLite with full-text search); unset: beside the users file,
@@ -31,6 +35,7 @@ class WebSettings(BaseModel):
         index_refresh_s: how often the index looks for calls new nightly runs stored.
         page_size: calls per page of the list.
         preview_max_calls: the most recent calls a lexicon edit is previewed on.
+        max_body_bytes: a request body over this is refused (413) before it is read.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -48,3 +53,26 @@ class WebSettings(BaseModel):
     index_refresh_s: float = Field(60.0, gt=0)
     page_size: int = Field(50, ge=5, le=500)
     preview_max_calls: int = Field(200, ge=1)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an https origin like https://example.bitrix24.ru")
+        return origins
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: list[str]) -> list[str]:
+        for entry in proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or a network (\"*\" is not allowed: it would "
+                                 f"believe any client's header)") from None
+        return proxies
+
+
+_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?$")
