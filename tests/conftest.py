@@ -279,3 +279,31 @@ def workbench_site(tmp_path_factory, stereo_transcripts, mono_transcripts, setti
     app = create_app(site_settings, clock=clock)
     with asgi_server(app) as url:
         yield WorkbenchSite(url=url, store_root=root / "store", lexicons=lexicons, clock=clock, app=app)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """One S3-compatible server (moto's server mode) for the tests that need one; each test takes its own bucket."""
+    from tests.services import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["folder", "s3"])
+def store(request, tmp_path: Path):
+    """The same test on a folder store and on an S3 store (a fresh bucket of the session's moto server)."""
+    from pipeline.stores import FolderStore, S3Store
+
+    if request.param == "folder":
+        return FolderStore(tmp_path / "store")
+    import boto3
+
+    from pipeline.support.s3 import S3Settings
+
+    endpoint = request.getfixturevalue("s3_endpoint")
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+    bucket = f"test-{tmp_path.name.lower().replace('_', '-')[-40:]}".rstrip("-")
+    client.create_bucket(Bucket=bucket)
+    return S3Store(f"s3://{bucket}/artifacts", S3Settings(), client=client)

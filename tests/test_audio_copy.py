@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +27,6 @@ from pipeline.stores import FolderStore, audio_copy_key
 from pipeline.support.s3 import S3Settings
 from tests.audio_write import write_audio
 from tests.conftest import SAMPLE_CALLS
-from tests.services import s3_server
 
 LONGEST = max(SAMPLE_CALLS, key=lambda call: call.duration_s)
 MAX_KB_PER_CHANNEL_MINUTE = 130.0
@@ -193,11 +191,6 @@ def test_content_types_by_extension() -> None:
     assert [content_type_of(name) for name in ("a.webm", "b.WAV", "c.mp3", "d.ogg", "e.opus", "f.m4a", "g.bin")] == [
         "audio/webm", "audio/wav", "audio/mpeg", "audio/ogg", "audio/ogg", "audio/mp4", "application/octet-stream"]
 
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as endpoint:
-        yield endpoint
 
 
 def test_without_a_copy_an_s3_recording_is_read_by_ranges(tmp_path: Path, s3_endpoint: str) -> None:

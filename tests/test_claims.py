@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from pipeline.batch.claims import Claim, ClaimRefused, Claims
-from pipeline.stores import FolderStore, S3Store, StoreError, claim_key
-from tests.services import s3_server
+from pipeline.stores import StoreError, claim_key
 
 START = datetime(2026, 11, 28, 2, 15, tzinfo=UTC)
 
@@ -30,26 +27,6 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=["folder", "s3"])
-def store(request, tmp_path: Path):
-    if request.param == "folder":
-        return FolderStore(tmp_path / "store")
-    import boto3
-
-    from pipeline.support.s3 import S3Settings
-
-    endpoint = request.getfixturevalue("s3_endpoint")
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                          aws_secret_access_key="test")
-    bucket = f"claims-{tmp_path.name.lower().replace('_', '-')[-40:]}"
-    client.create_bucket(Bucket=bucket)
-    return S3Store(f"s3://{bucket}/artifacts", S3Settings(), client=client)
 
 
 def test_replace_if_unchanged(store) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,10 +15,8 @@ from pipeline.retention import apply_retention
 from pipeline.settings import RetentionOptions
 from pipeline.sources.base import CallRecord
 from pipeline.speakers.voiceprints import VoiceprintStore, VoiceSample
-from pipeline.stores import FolderStore, S3Store, audio_copy_key, audio_key, result_key, transcript_key
-from pipeline.support.s3 import S3Settings
+from pipeline.stores import FolderStore, audio_copy_key, audio_key, result_key, transcript_key
 from tests.cli_helpers import run_callqa
-from tests.services import s3_server
 
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 OPTIONS = RetentionOptions(audio_days=30, transcript_days=90, voiceprint_days=365)
@@ -49,24 +46,6 @@ def _enroll(store, manager: str, source: str, days_ago: float) -> None:
                                            enrolled_at=(NOW - timedelta(days=days_ago)).isoformat(timespec="seconds")))
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=["folder", "s3"])
-def store(request, tmp_path: Path):
-    if request.param == "folder":
-        return FolderStore(tmp_path / "store")
-    import boto3
-
-    endpoint = request.getfixturevalue("s3_endpoint")
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                          aws_secret_access_key="test")
-    bucket = f"retention-{tmp_path.name.lower().replace('_', '-')[-40:]}"
-    client.create_bucket(Bucket=bucket)
-    return S3Store(f"s3://{bucket}/artifacts", S3Settings(), client=client)
 
 
 @pytest.fixture

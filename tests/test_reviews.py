@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,10 +34,9 @@ from pipeline.reviews import (
 from pipeline.sandbox import serve
 from pipeline.schema import CallMetadata, CallResult, CriterionResult, CriterionReview, Score
 from pipeline.settings import load_settings
-from pipeline.stores import FolderStore, S3Store, Versioned, result_key, reviews_key, transcript_key
+from pipeline.stores import FolderStore, Versioned, result_key, reviews_key, transcript_key
 from pipeline.transcript import Transcript
 from tests.cli_helpers import run_callqa
-from tests.services import s3_server
 from tests.test_batch import make_source, run, run_summary, statuses
 from tests.test_bitrix24_e2e import DEALS, seeded_portal
 from tests.test_derive import BY_ID, _transcript
@@ -173,25 +171,6 @@ def test_a_review_of_an_unknown_criterion_is_refused(machine, derive_setup) -> N
 # --- the store: append-only, racing reviewers ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=["folder", "s3"])
-def store(request, tmp_path: Path):
-    if request.param == "folder":
-        return FolderStore(tmp_path / "store")
-    import boto3
-
-    from pipeline.support.s3 import S3Settings
-
-    client = boto3.client("s3", endpoint_url=request.getfixturevalue("s3_endpoint"), region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
-    bucket = f"reviews-{tmp_path.name.lower().replace('_', '-')[-40:]}"
-    client.create_bucket(Bucket=bucket)
-    return S3Store(f"s3://{bucket}/artifacts", S3Settings(), client=client)
 
 
 def test_reviews_are_appended_and_read_back_in_order(store) -> None:
