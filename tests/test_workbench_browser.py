@@ -44,8 +44,10 @@ def until_player(page: Page, condition: str, x: float = 0.0) -> float:
     """Wait until the player is "ready" (its length known), "near" x seconds and playing, or "after" x seconds,
     checking on the player's own events (no polling; no string evaluated in the page, which its CSP forbids);
     returns the player's time then."""
-    return page.evaluate("""([condition, x]) => new Promise(resolve => {
+    return page.evaluate("""([condition, x]) => new Promise((resolve, reject) => {
         const p = document.getElementById('player');
+        setTimeout(() => reject(new Error(`player never ${condition} ${x}: at ${p.currentTime}, paused ${p.paused}`)),
+                   30000);
         const holds = () => condition === 'ready' ? p.readyState >= 1
             : condition === 'near' ? Math.abs(p.currentTime - x) < 1.5 && !p.paused
             : p.currentTime > x;

@@ -4,7 +4,9 @@
 
 document.addEventListener("DOMContentLoaded", () => {
   const player = document.getElementById("player");
-  const words = Array.from(document.querySelectorAll("#transcript .w"));
+  // In time order (turns of the two parties overlap, so the page's order is not quite the time order).
+  const words = Array.from(document.querySelectorAll("#transcript .w"))
+    .sort((a, b) => parseFloat(a.dataset.s) - parseFloat(b.dataset.s));
   const starts = words.map((w) => parseFloat(w.dataset.s));
   let current = null;
 
@@ -15,16 +17,14 @@ document.addEventListener("DOMContentLoaded", () => {
     if (playing && playing.catch) playing.catch(() => {});  // autoplay refused: the position is set anyway
   }
 
-  // The last word that started at or before `time` and has not ended long ago.
+  // The last word that started at or before `time`: in a pause it stays marked, so the reader keeps their place.
   function wordAt(time) {
     let low = 0, high = starts.length - 1, found = -1;
     while (low <= high) {
       const middle = (low + high) >> 1;
       if (starts[middle] <= time) { found = middle; low = middle + 1; } else { high = middle - 1; }
     }
-    if (found < 0) return null;
-    const word = words[found];
-    return time <= parseFloat(word.dataset.e) + 0.3 ? word : null;
+    return found < 0 ? null : words[found];
   }
 
   function highlight() {
