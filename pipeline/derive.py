@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 
 from pipeline.lexicon import DEFAULT_LEXICONS, LexiconSet, load_lexicons
 from pipeline.lexicon.matcher import NEAR_MISS_MAX_PROB
-from pipeline.metrics import MetricsOptions, compute_metrics, talk_by_speaker
+from pipeline.metrics import MetricsOptions, compute_metrics_and_talk, talk_by_speaker
 from pipeline.quality import QualityOptions, assess_quality
 from pipeline.roles import RoleOptions, roles_from_channel_map, roles_of_mono_call, unknown_roles_warning
 from pipeline.schema import CallResult, Hit, Metrics, Role, RoleDetection, Score, Speaker, Turn, Word, roles_known
@@ -110,7 +110,7 @@ def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[Review]
     roles, detection = _roles(transcript, setup)
     words = _labelled(transcript, roles)
     turns = build_turns(words, max_pause_s=setup.turn_max_pause_s)
-    metrics = _metrics(transcript, words, turns, setup)
+    metrics, talk_s = _metrics(transcript, words, turns, setup)
     quality = assess_quality(
         duration_s=transcript.duration_s, metrics=metrics, word_count=len(words), file_channels=transcript.channels,
         layout=transcript.layout, layout_reason=transcript.layout_reason, silent_channels=transcript.silent_channels,
@@ -127,7 +127,6 @@ def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[Review]
     warnings += [*transcript.audio_warnings, *transcript.speaker_warnings]
     warnings += [roles_warning] if roles_warning else []
     warnings += [*transcript.asr_warnings, *([score_warning] if score_warning else [])]
-    talk_s = talk_by_speaker(words, setup.metrics.fill_gap_s)
     return CallResult(
         call_id=transcript.call_id,
         source=transcript.source,
@@ -163,9 +162,17 @@ def _near_misses(lexicons: LexiconSet, words: list[Word], turns: list[Turn],
     """What nearly matched a criterion's selector, looked for only in the words it looks at (its role and time
     window): scoring asks only for criteria that failed."""
 
+    by_role: dict[str, list[Word]] = {}  # the words of each role, split once for all failed criteria
+
     def near(selector: Selector) -> list[Hit]:
-        looked_at = [word for word in words if (selector.role == "any" or word.role == selector.role)
-                     and (selector.within is None or selector.within.contains(word.start, word.end, duration_s))]
+        looked_at = words
+        if selector.role != "any":
+            if selector.role not in by_role:
+                by_role[selector.role] = [word for word in words if word.role == selector.role]
+            looked_at = by_role[selector.role]
+        if selector.within is not None:
+            within = selector.within
+            looked_at = [word for word in looked_at if within.contains(word.start, word.end, duration_s)]
         if all(word.prob >= NEAR_MISS_MAX_PROB for word in looked_at):
             return []  # every near miss holds a word the recogniser doubted
         return lexicons.matcher.near_misses(looked_at, turns, duration_s, selector.lexicon, selector.term)
@@ -200,12 +207,14 @@ def _roles(transcript: Transcript, setup: DeriveSetup) -> tuple[dict[str, Role],
                                                else None})
 
 
-def _metrics(transcript: Transcript, words: list[Word], turns: list[Turn], setup: DeriveSetup) -> Metrics:
+def _metrics(transcript: Transcript, words: list[Word], turns: list[Turn],
+             setup: DeriveSetup) -> tuple[Metrics, dict[str, float]]:
+    """The call's metrics, and each speaker's seconds of talk."""
     if transcript.stored_metrics is not None and transcript.activity is None:
         # A stereo result stored before transcripts kept the legs' activity: its overlaps were measured on
         # that activity, which is gone; its roles cannot have changed (the channel map), so neither can these.
-        return transcript.stored_metrics
-    return compute_metrics(words, turns, setup.metrics, activity=transcript.activity)
+        return transcript.stored_metrics, talk_by_speaker(words, setup.metrics.fill_gap_s)
+    return compute_metrics_and_talk(words, turns, setup.metrics, activity=transcript.activity)
 
 
 def _score(transcript: Transcript, words: list[Word], turns: list[Turn], metrics: Metrics, hits: list[Hit],

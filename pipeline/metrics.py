@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.schema import Metrics, PerRole, PerRoleCount, Role, Turn, Word, roles_known
 
-__all__ = ["MetricsOptions", "compute_metrics", "is_question", "speech_intervals", "talk_by_speaker"]
+__all__ = ["MetricsOptions", "compute_metrics", "compute_metrics_and_talk", "is_question", "speech_intervals",
+           "talk_by_speaker"]
 
 Interval = tuple[float, float]
 
@@ -40,25 +41,39 @@ class MetricsOptions(BaseModel):
 
 
 def _merge(intervals: Iterable[Interval], fill_gap_s: float = 0.0) -> list[Interval]:
-    merged: list[list[float]] = []
+    # Plain floats and comparisons rather than max() and a list per interval: re-scoring merges every word span.
+    merged: list[Interval] = []
+    first = True
+    current_start = current_end = 0.0
     for start, end in sorted(intervals):
-        if merged and start - merged[-1][1] <= fill_gap_s:
-            merged[-1][1] = max(merged[-1][1], end)
+        if first:
+            current_start, current_end, first = start, end, False
+        elif start - current_end <= fill_gap_s:
+            if end > current_end:
+                current_end = end
         else:
-            merged.append([start, end])
-    return [(start, end) for start, end in merged]
+            merged.append((current_start, current_end))
+            current_start, current_end = start, end
+    if not first:
+        merged.append((current_start, current_end))
+    return merged
 
 
 def _length(intervals: Iterable[Interval]) -> float:
     return sum(end - start for start, end in intervals)
 
 
-def speech_intervals(words: list[Word], fill_gap_s: float = 1.0) -> dict[str, list[Interval]]:
-    """Per speaker, the stretches of talk: word spans with short pauses between them filled in."""
+def _spans_by_speaker(words: list[Word]) -> dict[str, list[Interval]]:
+    """Per speaker, their words' (start, end), in the words' order."""
     by_speaker: dict[str, list[Interval]] = {}
     for word in words:
         by_speaker.setdefault(word.speaker, []).append((word.start, word.end))
-    return {speaker: _merge(spans, fill_gap_s) for speaker, spans in by_speaker.items()}
+    return by_speaker
+
+
+def speech_intervals(words: list[Word], fill_gap_s: float = 1.0) -> dict[str, list[Interval]]:
+    """Per speaker, the stretches of talk: word spans with short pauses between them filled in."""
+    return {speaker: _merge(spans, fill_gap_s) for speaker, spans in _spans_by_speaker(words).items()}
 
 
 def talk_by_speaker(words: list[Word], fill_gap_s: float = 1.0) -> dict[str, float]:
@@ -202,11 +217,9 @@ def _questions(turns: list[Turn]) -> dict[str, int]:
     return counts
 
 
-def _word_backed(activity: dict[str, list[Interval]], words: list[Word]) -> dict[str, list[Interval]]:
-    """Keep the activity intervals in which the speaker said at least one recognised word (not a cough)."""
-    spans: dict[str, list[Interval]] = {}
-    for word in words:
-        spans.setdefault(word.speaker, []).append((word.start, word.end))
+def _word_backed(activity: dict[str, list[Interval]], spans: dict[str, list[Interval]]) -> dict[str, list[Interval]]:
+    """Keep the activity intervals in which the speaker said at least one recognised word (not a cough); `spans`
+    are each speaker's word spans."""
     kept: dict[str, list[Interval]] = {}
     for speaker, intervals in activity.items():
         starts, reach = _reach(spans.get(speaker, []))
@@ -228,15 +241,26 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
             and interruptions are measured on it when given, since a transcript lists words one after another
             even when two people talk at once; otherwise on the words' own spans.
     """
+    return compute_metrics_and_talk(words, turns, options, activity=activity)[0]
+
+
+def compute_metrics_and_talk(words: list[Word], turns: list[Turn], options: MetricsOptions | None = None, *,
+                             activity: dict[str, list[Interval]] | None = None) -> tuple[Metrics, dict[str, float]]:
+    """`compute_metrics`, and the seconds of talk per speaker it measured on the way (`talk_by_speaker`), which
+    a result lists too: derive() asks once instead of merging every word span twice."""
     options = options or MetricsOptions()
-    intervals = speech_intervals(words, options.fill_gap_s)
-    overlapping = _word_backed(activity, words) if activity is not None else intervals
+    spans = _spans_by_speaker(words)
+    intervals = {speaker: _merge(own, options.fill_gap_s) for speaker, own in spans.items()}
+    overlapping = _word_backed(activity, spans) if activity is not None else intervals
     speaker_role: dict[str, Role] = {}
+    words_by_speaker: dict[str, float] = {}
     for word in words:
         speaker_role.setdefault(word.speaker, word.role)
+    for speaker, own in spans.items():
+        words_by_speaker[speaker] = len(own)
     known = roles_known(words)
 
-    talk_per_speaker = {speaker: _length(spans) for speaker, spans in intervals.items()}
+    talk_per_speaker = {speaker: _length(own) for speaker, own in intervals.items()}
     everyone = _merge(span for spans in intervals.values() for span in spans)
     total_talk = _length(everyone)
     conversation = (everyone[-1][1] - everyone[0][0]) if everyone else 0.0
@@ -258,9 +282,6 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
     monologue_by_speaker: dict[str, float] = {}
     for speaker, duration in _monologues(words, options.monologue_max_pause_s):
         monologue_by_speaker[speaker] = max(duration, monologue_by_speaker.get(speaker, 0.0))
-    words_by_speaker: dict[str, float] = {}
-    for word in words:
-        words_by_speaker[word.speaker] = words_by_speaker.get(word.speaker, 0) + 1
     word_counts = per_role(words_by_speaker)
     rates = {}
     for role in ("manager", "client"):
@@ -278,7 +299,7 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
     def counted(values: dict[str, float | None]) -> dict[str, int | None]:
         return {role: None if value is None else int(value) for role, value in values.items()}
 
-    return Metrics(
+    return (Metrics(
         talk_ratio_manager=ratio,
         manager_talk_s=None if manager_talk is None else round(manager_talk, 2),
         client_talk_s=None if client_talk is None else round(client_talk, 2),
@@ -291,4 +312,4 @@ def compute_metrics(words: list[Word], turns: list[Turn], options: MetricsOption
                                                                       options.interruption_min_overlap_s)))),
         speech_rate_wpm=PerRole(**rates),
         questions=PerRoleCount(**counted(per_role(_questions(turns)))),
-    )
+    ), talk_per_speaker)

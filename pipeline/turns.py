@@ -17,8 +17,8 @@ __all__ = ["build_turns"]
 
 
 def _make_turn(run: list[Word]) -> Turn:
-    return Turn(start=run[0].start, end=max(word.end for word in run), speaker=run[0].speaker, role=run[0].role,
-                text=" ".join(word.text for word in run))
+    return Turn(start=run[0].start, end=max([word.end for word in run]), speaker=run[0].speaker, role=run[0].role,
+                text=" ".join([word.text for word in run]))
 
 
 def _floor_taken(other_starts: list[float], other_ends: list[float], gap_start: float, gap_end: float) -> bool:
@@ -41,12 +41,13 @@ def build_turns(words: list[Word], *, max_pause_s: float = 2.0) -> list[Turn]:
         others = sorted(chain.from_iterable(theirs for other, theirs in spans.items() if other != speaker))
         other_starts = [start for start, _ in others]
         other_ends = [end for _, end in others]
-        run = [own[0]]
-        for previous, word in zip(own, own[1:]):
-            if (word.start - previous.end > max_pause_s
-                    or _floor_taken(other_starts, other_ends, previous.end, word.start)):
-                turns.append(_make_turn(run))
-                run = []
-            run.append(word)
-        turns.append(_make_turn(run))
+        first = 0  # the first word of the current turn, in `own`
+        previous_end = own[0].end
+        for index, (start, end) in enumerate(spans[speaker]):
+            if index and (start - previous_end > max_pause_s
+                          or _floor_taken(other_starts, other_ends, previous_end, start)):
+                turns.append(_make_turn(own[first:index]))
+                first = index
+            previous_end = end
+        turns.append(_make_turn(own[first:]))
     return sorted(turns, key=lambda turn: (turn.start, turn.end))

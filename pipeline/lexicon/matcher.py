@@ -168,15 +168,16 @@ class _TokenStream:
     @classmethod
     def of(cls, segments: Sequence[Segment]) -> _TokenStream:
         stream = cls()
+        tokens, word_of = stream.tokens, stream.word_of
         for segment_index, segment in enumerate(segments):
-            first = len(stream.tokens)
+            first = len(tokens)
             stream.segment_first.append(first)
             for word_index, word in enumerate(segment.words):
-                for token in tokenize(word.text):
-                    stream.tokens.append(token)
-                    stream.word_of.append((segment_index, word_index))
-            stream.segment_end += [len(stream.tokens)] * (len(stream.tokens) - first)
-            stream.vocabulary.append(frozenset(chain.from_iterable(stream.tokens[first:])))
+                found = tokenize(word.text)
+                tokens += found
+                word_of += [(segment_index, word_index)] * len(found)
+            stream.segment_end += [len(tokens)] * (len(tokens) - first)
+            stream.vocabulary.append(frozenset(chain.from_iterable(tokens[first:])))
         return stream
 
 
@@ -185,13 +186,15 @@ def segments_of(words: Sequence[Word], turns: Sequence[Turn]) -> list[Segment]:
     by_speaker: dict[str, list[Word]] = {}
     for word in words:
         by_speaker.setdefault(word.speaker, []).append(word)
+    starts = {speaker: [word.start for word in own] for speaker, own in by_speaker.items()}
     position = dict.fromkeys(by_speaker, 0)
     segments = []
     for index, turn in enumerate(turns):
         own = by_speaker.get(turn.speaker, [])
+        own_starts = starts.get(turn.speaker, [])
         first = position.get(turn.speaker, 0)
-        last = first
-        while last < len(own) and own[last].start <= turn.end:
+        last, end = first, turn.end
+        while last < len(own_starts) and own_starts[last] <= end:
             last += 1
         position[turn.speaker] = last
         if last > first:
@@ -289,6 +292,15 @@ def _fuzzy_walk(pattern: Pattern, tokens: list[Token], first: int, end: int) -> 
     return _Match(first, last, pattern.phrase, round(least, 3), missing, fuzzy=not exact)
 
 
+def _may_walk(pattern: Pattern, forms: frozenset[str] | None) -> bool:
+    """Whether a turn holds, exactly or nearly (`forms`: Matcher._segment_forms), every later word of `pattern`
+    that cannot be missing: a necessary condition of a fuzzy match, checked with set lookups before walking."""
+    for needed in pattern.fuzzy_needs:
+        if forms is None or needed.isdisjoint(forms):
+            return False
+    return True
+
+
 class _FuzzyIndex:
     """The first words of the fuzzy patterns, to find the patterns a heard word may start (a superset: the walk
     decides). Its word forms, lemmas and the first two words written together, and the phonetic keys of each."""
@@ -379,7 +391,10 @@ class Matcher:
         self._candidate_cache: dict[Token, tuple[Pattern, ...]] = {}
         self._fuzzy_cache: dict[str, tuple[Pattern, ...]] = {}
         self._forms_cache: dict[str, frozenset[str]] = {}
-        self._near_cache: dict[tuple[Token, str | None], tuple[Pattern, ...]] = {}
+        # (token, the next word's surface or None) -> (patterns it starts exactly, fuzzy patterns it may start
+        # that are not among those): one lookup per word of a call in the hot loop.
+        self._start_cache: dict[tuple[Token, str | None], tuple[tuple[Pattern, ...], tuple[Pattern, ...]]] = {}
+        self._token_forms_cache: dict[tuple[Token, str | None], frozenset[str]] = {}
         for pattern in patterns:
             self._index(pattern)
         self._fuzzy = _FuzzyIndex([pattern for pattern in patterns if pattern.fuzzy])
@@ -410,8 +425,7 @@ class Matcher:
 
     def _garbled(self, words: Sequence[Word], turns: Sequence[Turn]) -> list[Hit]:
         """Made-up words of low probability that sound half like a long word of this matcher's phrases."""
-        long_words = {test.written: pattern for pattern in self.patterns if not pattern.exclusion
-                      for test in pattern.tests if test.kind != "prefix" and len(test.written) >= MIN_FUZZY_LETTERS}
+        long_words = self._long_words
         if not long_words:
             return []
         known = roles_known(words)
@@ -435,6 +449,13 @@ class Matcher:
                                     similarity=round(resemblance(token.surface, best), 3)))
                     break
         return hits
+
+    @functools.cached_property
+    def _long_words(self) -> dict[str, Pattern]:
+        """The long words of this matcher's phrases as written, each with (the last) pattern holding it: what
+        `_garbled` compares made-up words with, once per matcher rather than per call and criterion."""
+        return {test.written: pattern for pattern in self.patterns if not pattern.exclusion
+                for test in pattern.tests if test.kind != "prefix" and len(test.written) >= MIN_FUZZY_LETTERS}
 
     def _index(self, pattern: Pattern) -> None:
         first = pattern.tests[0]
@@ -479,43 +500,51 @@ class Matcher:
         """Per (lexicon, term, segment), the non-overlapping matches of the term, exclusions applied."""
         found: dict[tuple[str, str, int], list[_Match]] = {}
         excluded: dict[tuple[str, str, int], list[_Match]] = {}
-        tokens, segment_end, vocabulary = stream.tokens, stream.segment_end, stream.vocabulary
-        cached = self._candidate_cache.get  # the hot loop: most words start no phrase at all
+        tokens, segment_end, vocabulary, word_of = stream.tokens, stream.segment_end, stream.vocabulary, stream.word_of
+        cached = self._start_cache.get  # the hot loop: most words start no phrase at all
         fuzzy = bool(self._fuzzy.units)
-        heard: dict[int, frozenset[str]] = {}  # per segment, what its words may stand for (_may_walk)
-        heard_may: dict[tuple[int, int], bool] = {}  # per (pattern, segment), _may_walk's answer
-        near_cached = self._near_cache.get
-        near: tuple[Pattern, ...] = ()
+        # The current segment's `_may_walk` answers per pattern id, and what its words may stand for (tokens
+        # come segment by segment).
+        segment = -1
+        walkable: dict[int, bool] = {}
+        forms: frozenset[str] | None = None
         for index, token in enumerate(tokens):
-            candidates = cached(token)
-            if candidates is None:
-                candidates = self._candidates(token)
             end = segment_end[index]
-            if fuzzy:  # fuzzy patterns whose first word (or two) is only close to this word (or two)
-                following = tokens[index + 1].surface if index + 1 < end else None
-                found_near = near_cached((token, following))
-                near = self._fuzzy_near(token, following) if found_near is None else found_near
+            following = tokens[index + 1].surface if fuzzy and index + 1 < end else None
+            starts = cached((token, following))
+            if starts is None:
+                starts = self._starts(token, following)
+            candidates, near = starts
             if not candidates and not near:
                 continue
-            segment = stream.word_of[index][0]
-            tried: set[int] = set()
+            if word_of[index][0] != segment:
+                segment, walkable, forms = word_of[index][0], {}, None
             for pattern in candidates:
-                tried.add(id(pattern))  # found exactly or walked here: not again from the fuzzy index
                 match: _Match | None = None
                 if len(pattern.tests) == 1:
                     match = _Match(index, index, pattern.phrase)
                 elif pattern.needs <= vocabulary[segment]:
                     last = self._extend(pattern, tokens, index, end)
                     match = None if last is None else _Match(index, last, pattern.phrase)
-                if match is None and pattern.fuzzy and self._may_walk(pattern, stream, segment, heard, heard_may):
-                    match = _fuzzy_walk(pattern, tokens, index, end)
+                if match is None and pattern.fuzzy:
+                    possible = walkable.get(id(pattern))
+                    if possible is None:
+                        if forms is None and pattern.fuzzy_needs:
+                            forms = self._segment_forms(stream, segment)
+                        possible = walkable[id(pattern)] = _may_walk(pattern, forms)
+                    if possible:
+                        match = _fuzzy_walk(pattern, tokens, index, end)
                 if match is not None:
                     key = (pattern.lexicon, pattern.term, segment)
                     (excluded if pattern.exclusion else found).setdefault(key, []).append(match)
             for pattern in near:
-                if id(pattern) in tried or not self._may_walk(pattern, stream, segment, heard, heard_may):
+                possible = walkable.get(id(pattern))
+                if possible is None:
+                    if forms is None and pattern.fuzzy_needs:
+                        forms = self._segment_forms(stream, segment)
+                    possible = walkable[id(pattern)] = _may_walk(pattern, forms)
+                if not possible:
                     continue
-                tried.add(id(pattern))
                 match = _fuzzy_walk(pattern, tokens, index, end)
                 if match is not None:
                     key = (pattern.lexicon, pattern.term, segment)
@@ -535,29 +564,41 @@ class Matcher:
                 spans[key] = sorted(kept)
         return spans
 
-    def _may_walk(self, pattern: Pattern, stream: _TokenStream, segment: int, heard: dict[int, frozenset[str]],
-                  heard_may: dict[tuple[int, int], bool]) -> bool:
-        """Whether the turn holds, exactly or nearly, every later word of `pattern` that cannot be missing: a
-        necessary condition of a fuzzy match, checked with set lookups before walking."""
-        if not pattern.fuzzy_needs:
-            return True
-        known = heard_may.get((id(pattern), segment))
-        if known is not None:
-            return known
-        forms = heard.get(segment)
-        if forms is None:
-            first, end = stream.segment_first[segment], stream.segment_end[stream.segment_first[segment]]
-            near: set[str] = set(stream.vocabulary[segment])
-            for position in range(first, end):
-                token = stream.tokens[position]
-                near |= self._forms_near(token.surface)
-                near |= self._forms_near(token.lemma)
-                if position + 1 < end:
-                    near |= self._forms_near((token.surface + stream.tokens[position + 1].surface).replace("-", ""))
-            forms = heard[segment] = frozenset(near)
-        possible = heard_may[(id(pattern), segment)] = all(not needed.isdisjoint(forms)
-                                                              for needed in pattern.fuzzy_needs)
-        return possible
+    def _starts(self, token: Token, following: str | None) -> tuple[tuple[Pattern, ...], tuple[Pattern, ...]]:
+        """The patterns `token` starts exactly (`_candidates`), and the fuzzy ones whose first word is only close
+        to it or to it written with `following` (`_fuzzy_near`), each once and not among the first: cached per
+        pair, as calls repeat their words."""
+        candidates = self._candidates(token)
+        exact = {id(pattern) for pattern in candidates}
+        near: dict[int, Pattern] = {}
+        if self._fuzzy.units:
+            for pattern in self._fuzzy_near(token, following):
+                if id(pattern) not in exact:
+                    near.setdefault(id(pattern), pattern)
+        found = self._start_cache[(token, following)] = (candidates, tuple(near.values()))
+        return found
+
+    def _segment_forms(self, stream: _TokenStream, segment: int) -> frozenset[str]:
+        """Every phrase form of a fuzzy pattern that a word of the segment (its form, its lemma, it written
+        together with the next word) is, or may stand for (`_may_walk`)."""
+        first, end = stream.segment_first[segment], stream.segment_end[stream.segment_first[segment]]
+        near: set[str] = set(stream.vocabulary[segment])
+        for position in range(first, end):
+            token = stream.tokens[position]
+            following = stream.tokens[position + 1].surface if position + 1 < end else None
+            near |= self._token_forms(token, following)
+        return frozenset(near)
+
+    def _token_forms(self, token: Token, following: str | None) -> frozenset[str]:
+        """`_forms_near` of the token's form, its lemma and it written with the next word, cached per pair."""
+        key = (token, following)
+        found = self._token_forms_cache.get(key)
+        if found is None:
+            found = self._forms_near(token.surface) | self._forms_near(token.lemma)
+            if following is not None:
+                found |= self._forms_near((token.surface + following).replace("-", ""))
+            self._token_forms_cache[key] = found
+        return found
 
     def _forms_near(self, heard: str) -> frozenset[str]:
         found = self._forms_cache.get(heard)
@@ -567,13 +608,12 @@ class Matcher:
 
     def _fuzzy_near(self, token: Token, following: str | None) -> tuple[Pattern, ...]:
         """Fuzzy patterns whose first word is close to `token` (its form or lemma), or to it written together
-        with the word that follows ("авта" + "сервис"); cached per pair, as calls repeat their words."""
+        with the word that follows ("авта" + "сервис"); `_starts` caches it per pair."""
         near = self._fuzzy_candidates(token.surface)
         if token.lemma != token.surface:
             near += self._fuzzy_candidates(token.lemma)
         if following is not None:
             near += self._fuzzy_candidates((token.surface + following).replace("-", ""))
-        self._near_cache[(token, following)] = near
         return near
 
     def _hits(self, segments: list[Segment], *, duration_s: float | None, roles_known: bool) -> list[Hit]:
