@@ -40,20 +40,22 @@ def five_minute_transcripts(count: int) -> list[Transcript]:
     analyzer = CallAnalyzer(load_settings(device="cpu"))
     pieces = [analyzer.transcribe(call.stereo, manager_channel=call.manager_channel, direction=call.direction)
               for call in SAMPLE_CALLS]
-    transcripts = []
-    for index in range(count):
-        words, activity, offset, k = [], {}, 0.0, index
-        while offset < FIVE_MINUTES_S:
-            piece = pieces[k % len(pieces)]
-            words += [w.model_copy(update={"start": w.start + offset, "end": w.end + offset}) for w in piece.words]
-            for speaker, spans in (piece.activity or {}).items():
-                activity.setdefault(speaker, []).extend((start + offset, end + offset) for start, end in spans)
-            offset += piece.duration_s
-            k += 1
-        base = pieces[index % len(pieces)]
-        transcripts.append(base.model_copy(update={
-            "call_id": f"bench-{index}", "words": words, "activity": activity, "duration_s": offset}))
-    return transcripts
+    return [laid_end_to_end(pieces, first=index).model_copy(update={"call_id": f"bench-{index}"})
+            for index in range(count)]
+
+
+def laid_end_to_end(pieces: list[Transcript], *, first: int = 0, length_s: float = FIVE_MINUTES_S) -> Transcript:
+    """Stereo transcripts laid end to end from `pieces[first]` on (words and the legs' activity) until the call is
+    `length_s` long: a longer call made of real recognised ones."""
+    words, activity, offset, k = [], {}, 0.0, first
+    while offset < length_s:
+        piece = pieces[k % len(pieces)]
+        words += [w.model_copy(update={"start": w.start + offset, "end": w.end + offset}) for w in piece.words]
+        for speaker, spans in (piece.activity or {}).items():
+            activity.setdefault(speaker, []).extend((start + offset, end + offset) for start, end in spans)
+        offset += piece.duration_s
+        k += 1
+    return pieces[first % len(pieces)].model_copy(update={"words": words, "activity": activity, "duration_s": offset})
 
 
 def rescore_all(paths: list[Path], setup: DeriveSetup, *, cold: bool) -> tuple[float, int]:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from bench.rescore import laid_end_to_end  # noqa: E402
 from pipeline.analyze import CallAnalyzer  # noqa: E402
 from pipeline.audio_copy import store_audio_copy  # noqa: E402
 from pipeline.derive import DeriveSetup, derive  # noqa: E402
@@ -77,7 +78,7 @@ def build_store(root: Path, count: int, settings) -> tuple[list[str], float]:
                 update={"call_id": call_id, "metadata": metadata}).to_json().encode())
         ids.append(call_id)
         lengths.append(result.duration_s)
-    long = _five_minutes([transcript for transcript, _, _ in bases]).model_copy(update={"call_id": "call-long"})
+    long = laid_end_to_end([transcript for transcript, _, _ in bases]).model_copy(update={"call_id": "call-long"})
     store.write(transcript_key("call-long"), long.to_json().encode())
     store.write(result_key("call-long"), derive(long, setup).to_json().encode())
     for index in range(len(bases)):  # audio copies for the calls the bench plays
@@ -92,19 +93,6 @@ def build_store(root: Path, count: int, settings) -> tuple[list[str], float]:
                                                reviewer="bench", reviewer_name="Бенч", at="2026-12-01T10:00:00Z"))
         rescore_stored(store, call_id, setup)
     return ids, statistics.fmean(lengths)
-
-
-def _five_minutes(pieces):
-    """The sample calls' transcripts laid end to end up to five minutes (as bench/rescore.py builds them)."""
-    words, activity, offset, k = [], {}, 0.0, 0
-    while offset < 300.0:
-        piece = pieces[k % len(pieces)]
-        words += [w.model_copy(update={"start": w.start + offset, "end": w.end + offset}) for w in piece.words]
-        for speaker, spans in (piece.activity or {}).items():
-            activity.setdefault(speaker, []).extend((start + offset, end + offset) for start, end in spans)
-        offset += piece.duration_s
-        k += 1
-    return pieces[0].model_copy(update={"words": words, "activity": activity, "duration_s": offset})
 
 
 def timed(client: httpx.Client, path: str, repeat: int, **kwargs) -> list[float]:
