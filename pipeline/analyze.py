@@ -55,6 +55,7 @@ from pipeline.speakers import (
 from pipeline.speakers.assign import assign_speakers
 from pipeline.speakers.diarization import DiarizerSession
 from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find_overlap_windows
+from pipeline.speakers.redecode import LegPatch, apply_leg_patches, leg_turns, pack_turns, unpack_words
 from pipeline.speakers.voiceprints import Voiceprint, mean_voice
 from pipeline.speakers.voices import VoiceWindows, embed_speech
 from pipeline.support.progress import ProgressHook, no_progress
@@ -75,6 +76,7 @@ class _Heard:
     def __init__(self) -> None:
         self.by_stream: dict[int | None, list[AsrWord]] = {}
         self.overlap_patches: list[OverlapPatch] = []
+        self.leg_patches: list[LegPatch] = []  # stereo_strategy mix_redecode: the client's turns, heard alone
         self.diarization: DiarizerSession | None = None
         self.manager_voice: VoiceWindows | None = None
         self.dropped_hallucinations = 0
@@ -186,8 +188,14 @@ class CallAnalyzer:
             self._transcribe_block(block, info, heard, mono=looks_mono)
             self._follow_voices(block, heard, looks_mono=looks_mono, manager_channel=channel_index(manager_side),
                                 collect_manager_voice=collect_manager_voice)
+            redecoded = None
+            if self.settings.stereo_strategy == "mix_redecode" and not looks_mono:
+                redecoded = 1 - channel_index(manager_side)  # the client's leg
+                self._redecode_leg(block, block_levels, heard, channel=redecoded)
             if self._retranscribe_overlaps(info, track):
-                self._transcribe_overlaps(block, block_levels, heard)
+                # A re-decoded leg's words in an overlap come from its turns (apply_leg_patches), not once more.
+                self._transcribe_overlaps(block, block_levels, heard,
+                                          channels=tuple(channel for channel in (0, 1) if channel != redecoded))
             duration_s = block.start_s + block.duration_s
             hook("asr", completed=duration_s, total=max(total_s or 0.0, duration_s))
             del block, block_levels  # not held while the next block is decoded: memory stays at one block
@@ -261,11 +269,12 @@ class CallAnalyzer:
 
     def _retranscribe_overlaps(self, info: AudioInfo, track: LevelTrack) -> bool:
         correlation = track.dual_mono_correlation
-        return (info.channels == 2 and self.settings.stereo_strategy == "mix"
+        return (info.channels == 2 and self.settings.stereo_strategy in ("mix", "mix_redecode")
                 and self.settings.channels.retranscribe_overlaps
                 and (correlation is None or correlation < DUAL_MONO_THRESHOLD))
 
-    def _transcribe_overlaps(self, block: AudioBlock, block_levels: np.ndarray, heard: _Heard) -> None:
+    def _transcribe_overlaps(self, block: AudioBlock, block_levels: np.ndarray, heard: _Heard, *,
+                             channels: tuple[int, ...] = (0, 1)) -> None:
         options = self.settings.channels
         windows = find_overlap_windows(block_levels, offset_s=block.start_s, min_overlap_s=options.overlap_min_s,
                                        pad_s=options.overlap_window_pad_s, options=options)
@@ -273,11 +282,22 @@ class CallAnalyzer:
             first = int(round((start - block.start_s) * SAMPLE_RATE_HZ))
             last = int(round((end - block.start_s) * SAMPLE_RATE_HZ))
             words = []
-            for channel in (0, 1):
+            for channel in channels:
                 words += transcribe(self.asr_model, block.samples[channel, first:last], offset_s=start,
                                     options=self.asr_options, channel=channel).words
             heard.overlap_patches.append(OverlapPatch(start=start, end=end, words=words))
             logger.info("re-transcribed overlap %.1f-%.1f s per channel", start, end)
+
+    def _redecode_leg(self, block: AudioBlock, block_levels: np.ndarray, heard: _Heard, *, channel: int) -> None:
+        """Hear one leg's turns in this block again on that leg alone, packed into one stream (redecode.py)."""
+        turns = leg_turns(block_levels, channel, offset_s=block.start_s, options=self.settings.channels)
+        if not turns:
+            return
+        packed, placement = pack_turns(block.samples[channel], turns, offset_s=block.start_s)
+        result = transcribe(self.asr_model, packed, options=self.asr_options, channel=channel)
+        heard.leg_patches += unpack_words(result.words, placement, channel)
+        heard.dropped_hallucinations += len(result.dropped)
+        logger.info("re-decoded %d turn(s) of channel %d on the leg alone", len(turns), channel)
 
     def _follow_voices(self, block: AudioBlock, heard: _Heard, *, looks_mono: bool, manager_channel: int,
                        collect_manager_voice: bool) -> None:
@@ -300,6 +320,7 @@ class CallAnalyzer:
         if None in streams:
             by_level = attribute_by_channel(streams[None], track.frame_db, options)
             words = apply_overlap_patches(by_level, heard.overlap_patches, track.frame_db, options)
+            words = apply_leg_patches(words, heard.leg_patches, track.frame_db, options)
         else:
             words = mark_overlaps([SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[channel], channel=channel)
                                    for channel in (0, 1) for word in streams.get(channel, [])],

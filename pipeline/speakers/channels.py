@@ -52,6 +52,11 @@ class ChannelOptions(BaseModel):
         retranscribe_overlaps: transcribe each leg on its own where both parties talk at once (see overlaps.py).
         overlap_min_s: both legs speaking at least this long is an overlap worth re-transcribing.
         overlap_window_pad_s: padding around a re-transcribed overlap window.
+        redecode_pad_s: `stereo_strategy: mix_redecode` hears the client's turns again on the client's leg alone
+            (redecode.py): each turn padded by this much on each side.
+        redecode_join_s: ... stretches of the client's speech closer than this are one turn.
+        redecode_logprob_slack: ... and a turn's words from the leg replace the mix's when their mean word
+            log-probability is at most this much below the mix's (or above it), and they are at least half as many.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +71,9 @@ class ChannelOptions(BaseModel):
     retranscribe_overlaps: bool = True
     overlap_min_s: float = 0.3
     overlap_window_pad_s: float = 0.2
+    redecode_pad_s: float = Field(0.3, ge=0)
+    redecode_join_s: float = Field(1.0, ge=0)
+    redecode_logprob_slack: float = Field(0.3, ge=0)
 
 
 def noise_floors(frame_db: np.ndarray, percentile: float = 10.0) -> np.ndarray:
