@@ -23,29 +23,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.audio import probe  # noqa: E402
 from pipeline.audio_copy import encode_audio_copy  # noqa: E402
-from tests.audio_write import write_audio  # noqa: E402
+from tests.audio_write import as_pcm_wav  # noqa: E402
 
 CALLS = REPO / "tests" / "data" / "calls"
 REAL_SPEECH = next((folder for folder in (REPO / "tests" / "data" / "real-speech",
                                           Path("/work/shared/data/real-speech")) if folder.is_dir()), None)
 GOAL_KB = 130.0
 
-
-def _as_wav(recording: Path, wav: Path) -> Path:
-    with av.open(str(recording)) as container:
-        stream = container.streams.audio[0]
-        rate, layout = stream.rate, stream.layout.name
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-        chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
-    return write_audio(wav, np.concatenate(chunks, axis=1), rate)
 
 
 def measure(name: str, files: list[Path], scratch: Path) -> dict:
@@ -73,7 +62,7 @@ def main() -> None:
         scratch = Path(folder)
         for layout in ("stereo", "mono"):
             shipped = sorted(CALLS.glob(f"*.{layout}.mp3"))
-            wavs = [_as_wav(path, scratch / f"{path.stem}.wav") for path in shipped]
+            wavs = [as_pcm_wav(path, scratch / f"{path.stem}.wav") for path in shipped]
             groups += [(f"sample calls, {layout}, WAV 8 kHz PCM", wavs), (f"sample calls, {layout}, MP3 as shipped",
                                                                            shipped)]
         if REAL_SPEECH is not None:

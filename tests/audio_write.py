@@ -72,3 +72,13 @@ def write_audio_chunks(path: str | Path, chunks: Iterable[np.ndarray], sample_ra
             container.mux(stream.encode(fifo.read()))
         container.mux(stream.encode(None))
     return path
+
+
+def as_pcm_wav(recording: Path, wav: Path) -> Path:
+    """The recording as a PBX would have stored it: 16-bit PCM WAV at its own rate (8 kHz for the sample calls)."""
+    with av.open(str(recording)) as container:
+        stream = container.streams.audio[0]
+        rate, layout = stream.rate, stream.layout.name
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
+    return write_audio(wav, np.concatenate(chunks, axis=1), rate)

@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import av
-import numpy as np
 import pytest
 
 from pipeline.audio_copy import (
@@ -25,22 +24,13 @@ from pipeline.batch.worker import _store_audio_copy
 from pipeline.settings import Settings
 from pipeline.stores import FolderStore, audio_copy_key
 from pipeline.support.s3 import S3Settings
-from tests.audio_write import write_audio
+from tests.audio_write import as_pcm_wav
 from tests.conftest import SAMPLE_CALLS
 
 LONGEST = max(SAMPLE_CALLS, key=lambda call: call.duration_s)
 MAX_KB_PER_CHANNEL_MINUTE = 130.0
 SECRET = "callqa-test-secret-5d1e07aa"
 
-
-def _as_wav(recording: Path, wav: Path) -> Path:
-    """The recording as a PBX would have stored it: 16-bit PCM WAV at its own rate (8 kHz for the samples)."""
-    with av.open(str(recording)) as container:
-        stream = container.streams.audio[0]
-        rate, layout = stream.rate, stream.layout.name
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-        chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
-    return write_audio(wav, np.concatenate(chunks, axis=1), rate)
 
 
 def _decoded(path: Path) -> tuple[int, float]:
@@ -54,7 +44,7 @@ def _decoded(path: Path) -> tuple[int, float]:
 @pytest.fixture(scope="module")
 def wav_originals(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("wav")
-    return {kind: _as_wav(getattr(LONGEST, kind), folder / f"{LONGEST.call_id}.{kind}.wav")
+    return {kind: as_pcm_wav(getattr(LONGEST, kind), folder / f"{LONGEST.call_id}.{kind}.wav")
             for kind in ("stereo", "mono")}
 
 
