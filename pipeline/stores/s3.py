@@ -21,24 +21,21 @@ class S3Store:
         return None if found is None else found.data
 
     def read_versioned(self, key: str) -> Versioned | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            response = self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(key))
-            return Versioned(data=response["Body"].read(), version=response["ETag"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise StoreError(f"{self.location}/{key}: cannot read: {_reason(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"{self.location}/{key}: cannot read: {error}") from error
+        response = self._unless_absent(key, lambda object_key: self.client.get_object(
+            Bucket=self.location.bucket, Key=object_key))
+        return None if response is None else Versioned(data=response["Body"].read(), version=response["ETag"])
 
     def size(self, key: str) -> int | None:
+        response = self._unless_absent(key, lambda object_key: self.client.head_object(
+            Bucket=self.location.bucket, Key=object_key))
+        return None if response is None else int(response["ContentLength"])
+
+    def _unless_absent(self, key: str, request) -> dict | None:
+        """`request(object_key)`'s answer, None when the object is not there; other failures as StoreError."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            response = self.client.head_object(Bucket=self.location.bucket, Key=self.location.key(key))
-            return int(response["ContentLength"])
+            return request(self.location.key(key))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
