@@ -59,6 +59,7 @@ from pipeline.speakers.redecode import LegPatch, apply_leg_patches, leg_turns, p
 from pipeline.speakers.voiceprints import Voiceprint, mean_voice
 from pipeline.speakers.voices import VoiceWindows, embed_speech
 from pipeline.support.progress import ProgressHook, no_progress
+from pipeline.support.stages import StageTimes
 from pipeline.transcript import DetectedLanguage, SpokenWord, Transcript, TranscriptSpeaker
 
 __all__ = ["CallAnalyzer"]
@@ -73,7 +74,8 @@ class _Heard:
     """What the blocks of one call leave behind: words per transcribed stream (the mix, or each channel), overlap
     patches, the diarizer's session (calls that may be mono) and the manager leg's voice windows (stereo)."""
 
-    def __init__(self) -> None:
+    def __init__(self, times: StageTimes) -> None:
+        self.times = times
         self.by_stream: dict[int | None, list[AsrWord]] = {}
         self.overlap_patches: list[OverlapPatch] = []
         self.leg_patches: list[LegPatch] = []  # stereo_strategy mix_redecode: the client's turns, heard alone
@@ -159,6 +161,7 @@ class CallAnalyzer:
         voiceprint: Voiceprint | None = None,
         collect_manager_voice: bool = False,
         hook: ProgressHook | None = None,
+        times: StageTimes | None = None,
     ) -> Transcript:
         """The audio half of one call: decode, transcribe, tell the speakers apart.
 
@@ -171,39 +174,30 @@ class CallAnalyzer:
                 in a mono call.
             collect_manager_voice: in a stereo call, also embed the manager's leg (a voiceprint sample).
             hook: progress: `hook("asr", completed=seconds done, total=seconds of the call)`, then "done".
+            times: where the call's seconds per stage are counted (decode, vad, asr, overlaps, redecode,
+                speakers); the caller reads them after.
         """
         hook = hook or no_progress
         settings = self.settings
         info = path if isinstance(path, AudioInfo) else probe(path)
         manager_side = manager_channel or settings.manager_channel
         track = LevelTrack(2 if info.channels == 2 else 1)
-        heard = _Heard()
+        times = times if times is not None else StageTimes()
+        heard = _Heard(times)
         total_s = info.declared_duration_s
         duration_s = 0.0
-        for block in iter_blocks(info, block_s=settings.block_s):
-            block_levels = track.add(block)
-            heard.gaps += [gap for gap in block.gaps if gap not in heard.gaps]  # one may span a cut
-            # What the call looks like so far: mono files, dual mono and a dead leg are diarized.
-            looks_mono = decide_layout(info, track).layout == "mono"
-            self._transcribe_block(block, info, heard, mono=looks_mono)
-            self._follow_voices(block, heard, looks_mono=looks_mono, manager_channel=channel_index(manager_side),
-                                collect_manager_voice=collect_manager_voice)
-            redecoded = None
-            if self.settings.stereo_strategy == "mix_redecode" and not looks_mono:
-                redecoded = 1 - channel_index(manager_side)  # the client's leg
-                self._redecode_leg(block, block_levels, heard, channel=redecoded)
-            if self._retranscribe_overlaps(info, track):
-                # A re-decoded leg's words in an overlap come from its turns (apply_leg_patches), not once more.
-                self._transcribe_overlaps(block, block_levels, heard,
-                                          channels=tuple(channel for channel in (0, 1) if channel != redecoded))
+        for block in times.timed("decode", iter_blocks(info, block_s=settings.block_s)):
+            self._hear_block(block, info, track, heard, manager_channel=channel_index(manager_side),
+                             collect_manager_voice=collect_manager_voice)
             duration_s = block.start_s + block.duration_s
             hook("asr", completed=duration_s, total=max(total_s or 0.0, duration_s))
-            del block, block_levels  # not held while the next block is decoded: memory stays at one block
+            del block  # not held while the next block is decoded: memory stays at one block
         layout = decide_layout(info, track)
-        if layout.layout == "stereo":
-            speakers = self._stereo_speakers(heard, track, channel_index(manager_side))
-        else:
-            speakers = self._mono_speakers(heard, layout, voiceprint=voiceprint)
+        with times.stage("speakers"):
+            if layout.layout == "stereo":
+                speakers = self._stereo_speakers(heard, track, channel_index(manager_side))
+            else:
+                speakers = self._mono_speakers(heard, layout, voiceprint=voiceprint)
         manager_voice = heard.manager_voice if layout.layout == "stereo" else None
         if manager_voice is not None and not len(manager_voice):
             manager_voice = None  # the leg said nothing the voice encoder could use
@@ -250,6 +244,30 @@ class CallAnalyzer:
             callqa_version=__version__,
         )
 
+    def _hear_block(self, block: AudioBlock, info: AudioInfo, track: LevelTrack, heard: _Heard, *,
+                    manager_channel: int, collect_manager_voice: bool) -> None:
+        """Everything one block of the call goes through: levels, recognition, the voices, and for stereo the
+        client's turns heard again (mix_redecode) and the overlaps per leg."""
+        times = heard.times
+        block_levels = track.add(block)
+        heard.gaps += [gap for gap in block.gaps if gap not in heard.gaps]  # one may span a cut
+        # What the call looks like so far: mono files, dual mono and a dead leg are diarized.
+        looks_mono = decide_layout(info, track).layout == "mono"
+        self._transcribe_block(block, info, heard, mono=looks_mono)
+        with times.stage("speakers"):
+            self._follow_voices(block, heard, looks_mono=looks_mono, manager_channel=manager_channel,
+                                collect_manager_voice=collect_manager_voice)
+        redecoded = None
+        if self.settings.stereo_strategy == "mix_redecode" and not looks_mono:
+            redecoded = 1 - manager_channel  # the client's leg
+            with times.stage("redecode"):
+                self._redecode_leg(block, block_levels, heard, channel=redecoded)
+        if self._retranscribe_overlaps(info, track):
+            # A re-decoded leg's words in an overlap come from its turns (apply_leg_patches), not once more.
+            with times.stage("overlaps"):
+                self._transcribe_overlaps(block, block_levels, heard,
+                                          channels=tuple(channel for channel in (0, 1) if channel != redecoded))
+
     def _transcribe_block(self, block: AudioBlock, info: AudioInfo, heard: _Heard, *, mono: bool) -> None:
         options = self.asr_options
         streams: list[tuple[int | None, np.ndarray]]
@@ -260,6 +278,8 @@ class CallAnalyzer:
         for channel, samples in streams:
             result = transcribe(self.asr_model, samples, offset_s=block.start_s, options=options, channel=channel,
                                 mono=mono)
+            heard.times.add("vad", result.vad_s)
+            heard.times.add("asr", result.asr_s)
             heard.by_stream.setdefault(channel, []).extend(result.words)
             heard.dropped_hallucinations += len(result.dropped)
             if heard.language is None and result.words and result.language_probabilities:
@@ -293,7 +313,8 @@ class CallAnalyzer:
         turns = leg_turns(block_levels, channel, offset_s=block.start_s, options=self.settings.channels)
         if not turns:
             return
-        packed, placement = pack_turns(block.samples[channel], turns, offset_s=block.start_s)
+        packed, placement = pack_turns(block.samples[channel], turns, offset_s=block.start_s,
+                                       gap_s=self.settings.channels.redecode_gap_s)
         result = transcribe(self.asr_model, packed, options=self.asr_options, channel=channel)
         heard.leg_patches += unpack_words(result.words, placement, channel)
         heard.dropped_hallucinations += len(result.dropped)

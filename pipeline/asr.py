@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,12 +97,16 @@ class Transcription:
     """The words of one transcribed stretch, what was dropped, and which languages Whisper heard in it.
 
     `language_probabilities` maps language codes to probabilities averaged over the first batch of speech
-    chunks (empty when there was no speech).
+    chunks (empty when there was no speech). `vad_s` and `asr_s` are the wall seconds it took: faster-whisper's
+    Silero VAD up to the first features, then the rest (features, encoder, decoder, word alignment, the
+    hallucination check).
     """
 
     words: list[AsrWord]
     dropped: list[DroppedPhrase]
     language_probabilities: dict[str, float]
+    vad_s: float = 0.0
+    asr_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -252,9 +257,14 @@ def _fixed_order_features(whisper):
     from faster_whisper.feature_extractor import FeatureExtractor
 
     class FixedOrderFeatures(FeatureExtractor):
+        # When the first features were asked for: the batched pipeline runs its VAD before (see `transcribe`).
+        first_call_at: float | None = None
+
         # The body of faster-whisper 1.2.1's FeatureExtractor.__call__ with the one product replaced;
         # tests/test_asr.py checks that it still gives the library's features.
         def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> np.ndarray:
+            if self.first_call_at is None:
+                self.first_call_at = time.perf_counter()
             if chunk_length is not None:
                 self.n_samples = chunk_length * self.sampling_rate
                 self.nb_max_frames = self.n_samples // self.hop_length
@@ -326,6 +336,7 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
     from faster_whisper import BatchedInferencePipeline
 
     options = options or AsrOptions()
+    started = time.perf_counter()
     tap = _EncoderTap(model.whisper)
     # A new pipeline object per call: BatchedInferencePipeline keeps per-transcription state
     # (last_speech_timestamp), so sharing one between threads would mix two calls' timings.
@@ -353,5 +364,9 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
     for phrase in dropped:
         logger.info("dropped hallucination %r at %.1f s (speech share %.2f)", phrase.text, phrase.start,
                     phrase.speech_share)
-    return Transcription(words=kept, dropped=dropped,
-                         language_probabilities=_language_probabilities(model.whisper, tap.first_encoder_output))
+    language_probabilities = _language_probabilities(model.whisper, tap.first_encoder_output)
+    finished = time.perf_counter()
+    # No features means the VAD found no speech: the whole stretch was VAD.
+    vad_done = tap.feature_extractor.first_call_at or finished
+    return Transcription(words=kept, dropped=dropped, language_probabilities=language_probabilities,
+                         vad_s=vad_done - started, asr_s=finished - vad_done)

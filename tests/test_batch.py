@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from pipeline.derive import derive
@@ -73,6 +74,10 @@ def run_summary(store: Path, stdout: str) -> dict:
     return json.loads((store / "runs" / f"{run_id}.json").read_text(encoding="utf-8"))
 
 
+def summary_started(summary: dict) -> float:
+    return datetime.fromisoformat(summary["started_at"]).timestamp()
+
+
 def statuses(summary: dict) -> dict[str, str]:
     return {call["call_id"]: call["status"] for call in summary["calls"]}
 
@@ -97,6 +102,14 @@ def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     summary = run_summary(store, done.stdout)
     assert statuses(summary) == {call.call_id: "processed" for call in SHORT_CALLS[:3]}
+    for outcome in summary["calls"]:
+        # Where each call's time went, and when it was transcribed: what an operator of the GPU box reads.
+        stages = outcome["stage_s"]
+        assert {"fetch", "decode", "vad", "asr", "speakers", "derive", "store"} <= set(stages), stages
+        assert all(seconds >= 0 for seconds in stages.values()) and stages["asr"] > 0
+        begun, ended = outcome["transcribing"]
+        assert summary_started(summary) - 1 <= begun < ended
+        assert stages["decode"] + stages["vad"] + stages["asr"] <= ended - begun + 0.01
     first_words = {}
     for call in SHORT_CALLS[:3]:
         folder = store / "calls" / call.call_id

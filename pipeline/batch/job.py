@@ -89,6 +89,7 @@ class Prepared(BaseModel):
     suffix: str = ""
     sha256: str | None = None
     duration_s: float = 0.0
+    stage_s: dict[str, float] = {}  # seconds this step spent (fetch), carried to the call's outcome
 
 
 class Transcribed(BaseModel):
@@ -100,9 +101,20 @@ class Transcribed(BaseModel):
     sha256: str | None
     size_bytes: int
     transcript: Transcript
+    stage_s: dict[str, float] = {}
+    transcribing: tuple[float, float] | None = None  # see CallOutcome
 
 
 class CallOutcome(BaseModel):
+    """What became of one call in a run.
+
+    Attributes:
+        stage_s: wall seconds the call spent per stage on its workers (support/stages.py: fetch, decode, vad, asr,
+            overlaps, redecode, speakers, derive, store); empty for calls that were not transcribed.
+        transcribing: when its transcription step began and ended (Unix seconds, the worker's clock): how many
+            calls a GPU worker had in flight at a time.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     call_id: str
@@ -111,6 +123,8 @@ class CallOutcome(BaseModel):
     audio_s: float = 0.0
     score: float | None = None
     worker: str | None = None
+    stage_s: dict[str, float] = {}
+    transcribing: tuple[float, float] | None = None
 
 
 class RunSummary(BaseModel):

@@ -22,6 +22,8 @@ import logging
 import shutil
 import socket
 import tempfile
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +39,7 @@ from pipeline.schema import CallMetadata, CallResult
 from pipeline.sources import open_source
 from pipeline.stores import audio_key, open_store, result_key, transcript_key
 from pipeline.support.fileio import sha256_of_file
+from pipeline.support.stages import StageTimes
 from pipeline.transcript import Transcript, read_transcript
 
 if TYPE_CHECKING:
@@ -45,6 +48,21 @@ if TYPE_CHECKING:
 __all__ = ["CallqaWorkerPlugin", "finish_call", "prepare_call", "transcribe_call"]
 
 logger = logging.getLogger(__name__)
+
+# One lock for the plugin's lazily built state: a worker's task threads (several transcriptions at once on a GPU
+# worker) may ask for it together, and since Python 3.12 `functools.cached_property` no longer locks, so each
+# would load its own ASR model. Reentrant: building one part may need another (the claims need the store).
+_BUILDING = threading.RLock()
+
+
+class _built_once(functools.cached_property):
+    """A cached property that is built once per object whatever the threads asking for it."""
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        with _BUILDING:
+            return super().__get__(instance, owner)
 
 
 class CallqaWorkerPlugin(WorkerPlugin):
@@ -65,26 +83,26 @@ class CallqaWorkerPlugin(WorkerPlugin):
         if "recordings" in self.__dict__:  # made on first use
             shutil.rmtree(self.recordings, ignore_errors=True)
 
-    @functools.cached_property
+    @_built_once
     def recordings(self) -> Path:
         """This worker's folder of fetched recordings waiting for their transcription, for this run."""
         return Path(tempfile.mkdtemp(prefix=f"callqa-{self.job.run_id}-recordings-"))
 
-    @functools.cached_property
+    @_built_once
     def source(self):
         return open_source(self.job.source, self.job.settings.s3, self.job.settings.bitrix24,
                            rate_share=self.rate_share)
 
-    @functools.cached_property
+    @_built_once
     def store(self):
         return open_store(self.job.store, self.job.settings.s3)
 
-    @functools.cached_property
+    @_built_once
     def claims(self) -> Claims:
         return Claims(self.store, self.job.run_id, ttl_s=self.job.settings.run.claim_ttl_s,
                       worker=getattr(self, "worker_name", None))
 
-    @functools.cached_property
+    @_built_once
     def analyzer(self):
         from pipeline.analyze import CallAnalyzer
 
@@ -95,13 +113,13 @@ class CallqaWorkerPlugin(WorkerPlugin):
         # share the model at once. The setup comes along for its lexicons' hotwords, when those are on.
         return CallAnalyzer(settings, concurrent_calls=self.concurrent_calls, setup=self.derive_setup)
 
-    @functools.cached_property
+    @_built_once
     def voiceprints(self):
         from pipeline.speakers.voiceprints import VoiceprintStore
 
         return VoiceprintStore(self.store, self.job.settings.voiceprints)
 
-    @functools.cached_property
+    @_built_once
     def _voiceprints_seen(self) -> dict:
         return {}
 
@@ -125,9 +143,11 @@ def _plugin(name: str) -> CallqaWorkerPlugin:
     return plugin
 
 
-def _failed(record_id: str, reason: str, plugin: CallqaWorkerPlugin | None = None) -> CallOutcome:
-    return CallOutcome(call_id=record_id, status="failed", reason=reason,
-                       worker=getattr(plugin, "worker_name", None))
+def _failed(record_id: str, reason: str, plugin: CallqaWorkerPlugin | None = None, *,
+            times: StageTimes | None = None, transcribing: tuple[float, float] | None = None) -> CallOutcome:
+    """A failed call's outcome; one that failed while transcribing keeps the time it held its slot."""
+    return CallOutcome(call_id=record_id, status="failed", reason=reason, worker=getattr(plugin, "worker_name", None),
+                       stage_s=times.as_dict() if times else {}, transcribing=transcribing)
 
 
 def _audio_facts(store, call_id: str) -> AudioFacts | None:
@@ -174,9 +194,11 @@ def prepare_call(record, plugin_name: str) -> Prepared:
         except ClaimRefused as refused:
             return Prepared(record=record, action="claimed", reason=str(refused))
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=plugin.recordings))
+        times = StageTimes()
         try:
-            path = plugin.source.fetch(record, workdir)
-            sha256 = sha256_of_file(path)
+            with times.stage("fetch"):
+                path = plugin.source.fetch(record, workdir)
+                sha256 = sha256_of_file(path)
         except CallqaError:
             shutil.rmtree(workdir, ignore_errors=True)
             _release(plugin, record.call_id)
@@ -195,7 +217,8 @@ def prepare_call(record, plugin_name: str) -> Prepared:
             return Prepared(record=record, action="skip", reason="done: same audio (sha256), models and versions")
         fetched = FetchedRecording(host=socket.gethostname(), path=str(path), size_bytes=path.stat().st_size,
                                    scratch=str(workdir) if downloaded else None)
-        return Prepared(record=record, action="analyze", fetched=fetched, suffix=path.suffix, sha256=sha256)
+        return Prepared(record=record, action="analyze", fetched=fetched, suffix=path.suffix, sha256=sha256,
+                        stage_s=times.as_dict())
     except CallqaError as error:
         return Prepared(record=record, action="failed", reason=str(error))
     except Exception as error:  # a bug must not take the batch down; it is reported with the call
@@ -224,32 +247,39 @@ def transcribe_call(prepared: Prepared, plugin_name: str) -> Transcribed | CallO
     plugin = _plugin(plugin_name)
     record = prepared.record
     path: Path | None = None
+    times = StageTimes.carried(prepared.stage_s)
+    begun = time.time()
     with contextlib.ExitStack() as cleanup:
         try:
-            path = _recording(prepared, plugin, cleanup)
+            with times.stage("fetch"):
+                path = _recording(prepared, plugin, cleanup)
             copy = _audio_copy(path, plugin, cleanup)
             transcript = plugin.analyzer.transcribe(
                 path, call_id=record.call_id, direction=record.direction, manager_channel=record.manager_channel,
                 voiceprint=plugin.voiceprint(record.manager),
-                collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo)
+                collect_manager_voice=bool(record.manager) and plugin.job.settings.voiceprints.enroll_from_stereo,
+                times=times)
             if copy is not None:
-                _store_audio_copy(copy, record.call_id, plugin)
+                with times.stage("audio_copy"):  # waits for the encoding thread, if it is still going
+                    _store_audio_copy(copy, record.call_id, plugin)
         except CallqaError as error:
             _release(plugin, record.call_id)
             # The local copy is not where the call lives: name the source's URI instead.
-            return _failed(record.call_id, str(error) if path is None else str(error).replace(str(path), record.uri),
-                           plugin)
+            reason = str(error) if path is None else str(error).replace(str(path), record.uri)
+            return _failed(record.call_id, reason, plugin, times=times, transcribing=(begun, time.time()))
         except Exception as error:
             logger.exception("transcribing %s failed", record.call_id)
             _release(plugin, record.call_id)
-            return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin)
+            return _failed(record.call_id, f"internal error: {type(error).__name__}: {error}", plugin,
+                           times=times, transcribing=(begun, time.time()))
     metadata = CallMetadata(started_at=record.started_at.isoformat() if record.started_at else None,
                             manager_id=record.manager, manager_name=record.manager_name, deal_id=record.deal_id,
                             crm_target=record.crm_target)
     transcript = transcript.model_copy(update={
         "source": transcript.source.model_copy(update={"uri": record.uri}), "metadata": metadata})
     return Transcribed(record=record, sha256=prepared.sha256,
-                       size_bytes=prepared.fetched.size_bytes if prepared.fetched else 0, transcript=transcript)
+                       size_bytes=prepared.fetched.size_bytes if prepared.fetched else 0, transcript=transcript,
+                       stage_s=times.as_dict(), transcribing=(begun, time.time()))
 
 
 def _audio_copy(path: Path, plugin: CallqaWorkerPlugin, cleanup: contextlib.ExitStack) -> BackgroundCopy | None:
@@ -328,19 +358,24 @@ def finish_call(transcribed: Transcribed | CallOutcome, plugin_name: str) -> Cal
             _release(plugin, record.call_id)
             return CallOutcome(call_id=record.call_id, status="processed", reason="already stored by this run",
                                audio_s=transcript.duration_s, worker=plugin.worker_name)
+        times = StageTimes.carried(transcribed.stage_s)
         if job.settings.bitrix24.redact_stored_transcripts:
             transcript = _redacted(transcript)
-        store.write(transcript_key(record.call_id), transcript.to_json().encode())
-        result = store_result(store, transcript, plugin.derive_setup)  # with the reviews of a call analysed again
+        with times.stage("store"):
+            store.write(transcript_key(record.call_id), transcript.to_json().encode())
+        with times.stage("derive"):  # with the reviews of a call analysed again; the result is stored here too
+            result = store_result(store, transcript, plugin.derive_setup)
         _enroll_manager_voice(record, transcript, result, plugin)
         facts = AudioFacts(call_id=record.call_id, uri=record.uri, fingerprint=record.fingerprint,
                            sha256=transcribed.sha256, size_bytes=transcribed.size_bytes,
                            duration_s=transcript.duration_s, run_id=job.run_id,
                            stored_at=datetime.now(UTC).isoformat(timespec="seconds"), record=record)
-        store.write(audio_key(record.call_id), facts.to_json())
+        with times.stage("store"):
+            store.write(audio_key(record.call_id), facts.to_json())
         _release(plugin, record.call_id)
         return CallOutcome(call_id=record.call_id, status="processed", audio_s=result.duration_s,
-                           score=result.score.total if result.score else None, worker=plugin.worker_name)
+                           score=result.score.total if result.score else None, worker=plugin.worker_name,
+                           stage_s=times.as_dict(), transcribing=transcribed.transcribing)
     except CallqaError as error:
         _release(plugin, record.call_id)
         return _failed(record.call_id, str(error), plugin)
