@@ -43,7 +43,6 @@ __all__ = ["LegPatch", "PackedTurns", "apply_leg_patches", "leg_turns", "mean_lo
 
 Interval = tuple[float, float]
 
-_JOIN_SILENCE_S = 1.0  # between turns in the packed stream: enough for the VAD to cut there
 _MIN_PROB = 1e-3  # a word's probability floor in log-probabilities (Whisper reports 0.0 at times)
 
 
@@ -89,19 +88,20 @@ def leg_turns(frame_db: np.ndarray, channel: int, *, offset_s: float = 0.0,
              round(min(duration_s, end + options.redecode_pad_s) + offset_s, 3)) for start, end in runs]
 
 
-def pack_turns(samples: np.ndarray, turns: Sequence[Interval], *, offset_s: float = 0.0) -> tuple[np.ndarray,
-                                                                                                   PackedTurns]:
-    """One leg's turns back to back, a second of silence after each.
+def pack_turns(samples: np.ndarray, turns: Sequence[Interval], *, offset_s: float = 0.0,
+               gap_s: float = 1.0) -> tuple[np.ndarray, PackedTurns]:
+    """One leg's turns back to back, `gap_s` of silence after each.
 
     Args:
         samples: (n,) the leg's 16 kHz audio of the stretch looked at.
         turns: call times of the turns inside it.
         offset_s: where `samples` starts in the call.
+        gap_s: the silence after each turn (`channels.redecode_gap_s`).
 
     Returns:
         The (m,) packed stream and where each turn sits in it.
     """
-    silence = np.zeros(int(_JOIN_SILENCE_S * SAMPLE_RATE_HZ), np.float32)
+    silence = np.zeros(int(gap_s * SAMPLE_RATE_HZ), np.float32)
     pieces: list[np.ndarray] = []
     starts: list[float] = []
     position = 0
