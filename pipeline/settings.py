@@ -91,8 +91,8 @@ class Settings(BaseSettings):
         stereo_strategy: "mix" transcribes the mixed call and attributes words by channel level (keeps context
             for short replies); "per_channel" transcribes each leg on its own (for comparison); "mix_redecode"
             is the mix, then the client's turns heard again on the client's leg alone, each turn keeping the more
-            probable hypothesis: client-word lemma WER 0.28 -> 0.19 on the sample calls with the mix's attribution,
-            at about 30 % more compute, so opt-in (bench/README.md, `channels.redecode_*`).
+            probable hypothesis: client-word lemma WER 0.28 -> 0.17 on the sample calls with the mix's attribution,
+            at about 25 % more compute, so opt-in (bench/README.md, `channels.redecode_*`).
         block_s: long recordings are decoded and transcribed in blocks of about this many seconds.
         turn_max_pause_s: a pause longer than this inside one speaker's speech starts a new turn.
         lexicons: the lexicon folder (default: the shipped lexicons/).

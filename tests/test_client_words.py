@@ -43,7 +43,7 @@ def test_turns_are_packed_and_their_words_return_to_the_call_timeline() -> None:
     turns = leg_turns(frame_db, 1, offset_s=100.0, options=ChannelOptions(redecode_pad_s=0.3, redecode_join_s=1.0))
     assert turns == [(101.7, 104.3), (107.7, 109.3)]  # the first two runs joined; padded; on the call's timeline
     leg = np.arange(12 * SAMPLE_RATE_HZ, dtype=np.float32)
-    packed, placement = pack_turns(leg, turns, offset_s=100.0)
+    packed, placement = pack_turns(leg, turns, offset_s=100.0, gap_s=1.0)
     assert len(packed) == round((2.6 + 1.0 + 1.6 + 1.0) * SAMPLE_RATE_HZ)
     assert packed[0] == leg[int(1.7 * SAMPLE_RATE_HZ)]
     assert placement.packed_start_s == [0.0, 3.6]

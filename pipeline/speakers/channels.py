@@ -55,7 +55,8 @@ class ChannelOptions(BaseModel):
         redecode_pad_s: `stereo_strategy: mix_redecode` hears the client's turns again on the client's leg alone
             (redecode.py): each turn padded by this much on each side.
         redecode_join_s: ... stretches of the client's speech closer than this are one turn.
-        redecode_gap_s: ... the turns are heard back to back with this much silence between them.
+        redecode_gap_s: ... the turns are heard back to back with this much silence between them (0.3 s heard the
+            client better than 1 s at the same cost: bench/README.md).
         redecode_logprob_slack: ... and a turn's words from the leg replace the mix's when their mean word
             log-probability is at most this much below the mix's (or above it), and they are at least half as many.
     """
@@ -74,7 +75,7 @@ class ChannelOptions(BaseModel):
     overlap_window_pad_s: float = 0.2
     redecode_pad_s: float = Field(0.3, ge=0)
     redecode_join_s: float = Field(1.0, ge=0)
-    redecode_gap_s: float = Field(1.0, ge=0)
+    redecode_gap_s: float = Field(0.3, ge=0)
     redecode_logprob_slack: float = Field(0.3, ge=0)
 
 

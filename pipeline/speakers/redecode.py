@@ -4,7 +4,7 @@ The mix keeps every word on the right party (bench/stereo_strategies.py), but wh
 worse in it than alone on the client's leg (issue 13, bench/README.md). So after the mix,
 the client's turns are heard once more on the client's leg alone, and for each turn the better of the two
 hypotheses is kept, by mean word log-probability. The turns are found by the leg's voice activity (not by the
-mix's words, so a reply the mix lost is heard too), padded, and joined into one stream with a second of silence
+mix's words, so a reply the mix lost is heard too), padded, and joined into one stream with 0.3 s of silence
 between them: Whisper decodes them as a few 30 s windows instead of one window per turn (a turn alone would cost
 a whole 30 s encoder pass), and hears the client's own earlier words as context. Each word then returns to its
 turn's place on the call's timeline, on the client's leg, so attribution stays as right as the mix's.
@@ -13,7 +13,7 @@ Re-decoded words are kept only where their leg is speaking (not the other party 
 word probabilities run high (it heard the manager's question), so the leg wins unless it is clearly less
 probable (`redecode_logprob_slack`); on the sample calls any slack from 0.2 up gave the same words.
 
-On the nine sample calls: client-word lemma WER 0.279 -> 0.192, no word on the wrong party, at 1.3x the mix's
+On the nine sample calls: client-word lemma WER 0.279 -> 0.168, no word on the wrong party, at 1.25x the mix's
 compute (the client's speech decoded twice), so the strategy is opt-in (bench/README.md, 2026-12-05).
 """
 
@@ -89,7 +89,7 @@ def leg_turns(frame_db: np.ndarray, channel: int, *, offset_s: float = 0.0,
 
 
 def pack_turns(samples: np.ndarray, turns: Sequence[Interval], *, offset_s: float = 0.0,
-               gap_s: float = 1.0) -> tuple[np.ndarray, PackedTurns]:
+               gap_s: float = 0.3) -> tuple[np.ndarray, PackedTurns]:
     """One leg's turns back to back, `gap_s` of silence after each.
 
     Args:
