@@ -110,7 +110,7 @@ class CallOutcome(BaseModel):
 
     Attributes:
         stage_s: wall seconds the call spent per stage on its workers (support/stages.py: fetch, decode, vad, asr,
-            overlaps, redecode, speakers, derive, store); empty for calls that were not transcribed.
+            overlaps, redecode, speakers, audio_copy, derive, store); empty for calls that were not transcribed.
         transcribing: when its transcription step began and ended (Unix seconds, the worker's clock): how many
             calls a GPU worker had in flight at a time.
     """
