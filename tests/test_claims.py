@@ -138,3 +138,26 @@ def test_ranged_reads_clip_at_the_end(store) -> None:
             store.read_range("calls/c/nothing.webm", start, length)
     with pytest.raises(ValueError):
         store.read_range("calls/c/audio.webm", -1, 10)
+
+
+def test_concurrently_keeps_the_order_runs_every_item_and_raises_the_first_error() -> None:
+    from pipeline.stores import concurrently
+
+    started = threading.Barrier(4, timeout=10)  # all four in flight at once, or this fails
+
+    def work(item: int) -> int:
+        started.wait()
+        return item * 10
+
+    assert concurrently(work, [3, 1, 2, 0], at_once=4) == [30, 10, 20, 0]
+    ran: list[int] = []
+
+    def failing(item: int) -> int:
+        ran.append(item)
+        if item == 1:
+            raise StoreError("no")
+        return item
+
+    with pytest.raises(StoreError):
+        concurrently(failing, list(range(6)), at_once=3)
+    assert sorted(ran) == list(range(6))

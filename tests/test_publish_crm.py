@@ -5,6 +5,7 @@ with a deal deleted meanwhile, and each switchable."""
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,54 @@ def test_the_notification_names_the_call_the_manager_and_the_criterion(stereo_re
 def _no_proxy(monkeypatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+class _Overlapping(FolderStore):
+    """A folder store that records how many reads and writes are in flight at once; each request waits (up to
+    10 s) until another one is in flight too, so requests sent one after another never overlap, and requests sent
+    several at a time always do, however the threads are scheduled."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.lock, self.in_flight, self.most = threading.Lock(), 0, 0
+        self.overlapped = threading.Event()
+
+    def _request(self, do):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            if self.in_flight >= 2:
+                self.overlapped.set()
+        try:
+            self.overlapped.wait(timeout=10)
+            return do()
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def read(self, key: str) -> bytes | None:
+        return self._request(lambda: super(_Overlapping, self).read(key))
+
+    def write(self, key: str, data: bytes, **options) -> bool:
+        return self._request(lambda: super(_Overlapping, self).write(key, data, **options))
+
+
+def test_the_stores_requests_go_several_at_a_time_and_write_the_same(tmp_path: Path, stereo_results) -> None:
+    """A night's publishing reads and writes thousands of small objects: one after another, every S3 retry or
+    hang holds up all the rest (issue 11's soak)."""
+    portal = seeded_portal()
+    store = _Overlapping(tmp_path / "store")
+    store.overlapped.set()  # storing the results is not what is measured
+    results = _stored(portal, stereo_results, store)
+    store.overlapped.clear()
+    with serve(portal) as running:
+        first = _publish(running, store, results)
+        assert store.most >= 2  # the results read at once; then the ledgers
+        assert first.failed == 0 and first.count("posted") == 3
+        assert first.count_writes("transcript", "written") == 3 and first.count_writes("deal_fields", "written") == 2
+        assert [outcome.call_id for outcome in first.outcomes] == [result.call_id for result in results]
+        second = _publish(running, store, results)
+        assert second.count("unchanged") == 3 and second.count_writes("transcript", "unchanged") == 3
+    assert len(portal.comments) == 3
+    for result in results:
+        assert read_ledger(store, transcript_ledger_key(result.call_id), TranscriptLedger).status == "sent"

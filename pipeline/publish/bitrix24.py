@@ -31,7 +31,7 @@ from pipeline.publish.notify import NotifyPublisher
 from pipeline.publish.outcomes import Kind, WriteOutcome, WriteStatus
 from pipeline.publish.transcript import TranscriptPublisher
 from pipeline.schema import CallResult
-from pipeline.stores import ArtifactStore, StoreError
+from pipeline.stores import ArtifactStore, StoreError, concurrently
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
@@ -82,6 +82,7 @@ class _Write:
     text: str
     target: str  # "deal:456"
     comment_id: int | None  # set: an update of this comment
+    ledger: LedgerEntry | None = None  # the call's entry as planning read it
 
     @property
     def entity(self) -> tuple[str, str]:
@@ -110,7 +111,7 @@ class CommentPublisher:
 
     def _record(self, write: _Write, comment_id: int, *, created: bool) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        previous = self._ledger(write.result.call_id)
+        previous = write.ledger
         entry = LedgerEntry(call_id=write.result.call_id, comment_id=comment_id, target=write.target,
                             sha256=_sha(write.text), scorecard_version=write.result.scorecard_version,
                             posted_at=previous.posted_at if previous else now, updated_at=now)
@@ -132,17 +133,19 @@ class CommentPublisher:
         if ledger and ledger.sha256 == _sha(text) and ledger.target == target:
             return PublishOutcome(call_id, "unchanged", "already posted", ledger.comment_id, target)
         comment_id = ledger.comment_id if ledger and ledger.target == target else None
-        return _Write(result, text, target, comment_id)
+        return _Write(result, text, target, comment_id, ledger)
+
+    def _plan_or_fail(self, result: CallResult) -> _Write | PublishOutcome:
+        try:
+            return self._plan(result)
+        except StoreError as error:
+            return PublishOutcome(result.call_id, "failed", str(error))
 
     def publish(self, results: list[CallResult]) -> list[PublishOutcome]:
         """Post or update the comment of every call that needs it; one outcome per call."""
         outcomes: list[PublishOutcome] = []
         writes: list[_Write] = []
-        for result in results:
-            try:
-                planned = self._plan(result)
-            except StoreError as error:
-                planned = PublishOutcome(result.call_id, "failed", str(error))
+        for planned in concurrently(self._plan_or_fail, results):  # each plan reads the call's ledger
             if isinstance(planned, PublishOutcome):
                 outcomes.append(planned)
             else:
@@ -164,17 +167,16 @@ class CommentPublisher:
             return [self._resolve(write) for write in writes]
         except Bitrix24Error as error:
             return [PublishOutcome(w.result.call_id, "failed", str(error), target=w.target) for w in writes]
-        outcomes = []
-        for key, write in zip(commands, writes):
+
+        def outcome(item: tuple[str, _Write]) -> PublishOutcome:
+            key, write = item
             if key in batch.errors:
-                outcomes.append(PublishOutcome(write.result.call_id, "failed", str(batch.errors[key]),
-                                               target=write.target))
-            elif key in batch.results:
-                outcomes.append(self._done(write, int(batch.results[key])))
-            else:
-                outcomes.append(PublishOutcome(write.result.call_id, "failed", "no result in the batch",
-                                               target=write.target))
-        return outcomes
+                return PublishOutcome(write.result.call_id, "failed", str(batch.errors[key]), target=write.target)
+            if key in batch.results:
+                return self._done(write, int(batch.results[key]))  # writes the ledger
+            return PublishOutcome(write.result.call_id, "failed", "no result in the batch", target=write.target)
+
+        return concurrently(outcome, list(zip(commands, writes)))
 
     def _done(self, write: _Write, comment_id: int) -> PublishOutcome:
         status: PublishStatus = "updated" if write.comment_id is not None else "posted"
@@ -211,7 +213,7 @@ class CommentPublisher:
                 if found is not None:
                     if str(found.get("COMMENT", "")).strip() == write.text.strip():
                         return self._done(write, int(found["ID"]))
-                    retry = _Write(write.result, write.text, write.target, int(found["ID"]))
+                    retry = _Write(write.result, write.text, write.target, int(found["ID"]), write.ledger)
                 else:
                     retry = write
                 method, params = retry.command()
@@ -280,11 +282,11 @@ def publish_stored(store: ArtifactStore, call_ids: list[str], settings: Settings
     from pipeline.bitrix24.settings import make_client
     from pipeline.stores import result_key
 
-    results = []
-    for call_id in call_ids:
+    def read_result(call_id: str) -> CallResult | None:
         data = store.read(result_key(call_id))
-        if data:
-            results.append(CallResult.from_json(data))
+        return CallResult.from_json(data) if data else None
+
+    results = [result for result in concurrently(read_result, call_ids) if result is not None]
     client = client or make_client(settings.bitrix24)
     options, protect = settings.publish, settings.bitrix24.protect_personal_data
     warnings: list[str] = []

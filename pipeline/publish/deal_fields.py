@@ -33,7 +33,7 @@ from pipeline.publish.ledgers import (
 from pipeline.publish.outcomes import WriteOutcome, command_size, packed
 from pipeline.publish.settings import PublishSettings, UserField
 from pipeline.schema import CallResult
-from pipeline.stores import ArtifactStore, StoreError
+from pipeline.stores import ArtifactStore, StoreError, concurrently
 
 __all__ = ["DealFieldsPublisher", "deal_of", "latest_values"]
 
@@ -193,13 +193,16 @@ class DealFieldsPublisher:
         for result in results:
             if (deal_id := deal_of(result)) is not None:
                 by_deal.setdefault(deal_id, []).append(result)
+        def plan_or_fail(deal: tuple[str, list[CallResult]]) -> _Update | WriteOutcome:
+            deal_id, own = deal
+            try:
+                return self._plan(deal_id, own)
+            except StoreError as error:
+                return WriteOutcome("deal_fields", f"deal:{deal_id}", "failed", str(error))
+
         outcomes: list[WriteOutcome] = []
         updates: list[_Update] = []
-        for deal_id, own in by_deal.items():
-            try:
-                planned = self._plan(deal_id, own)
-            except StoreError as error:
-                planned = WriteOutcome("deal_fields", f"deal:{deal_id}", "failed", str(error))
+        for planned in concurrently(plan_or_fail, list(by_deal.items())):  # each reads and writes its ledger
             if isinstance(planned, WriteOutcome):
                 outcomes.append(planned)
             else:
@@ -228,17 +231,18 @@ class DealFieldsPublisher:
             return self._read_back(updates)
         except Bitrix24Error as error:
             return [WriteOutcome("deal_fields", f"deal:{u.deal_id}", "failed", str(error)) for u in updates]
-        outcomes = []
-        for key, update in zip(commands, updates):
+
+        def outcome(item: tuple[str, _Update]) -> WriteOutcome:
+            key, update = item
             if key in batch.errors:
-                outcomes.append(WriteOutcome("deal_fields", f"deal:{update.deal_id}", "failed",
-                                             str(batch.errors[key])))
-            elif key in batch.results:
-                outcomes.append(self._done(update))
-            else:  # nothing said: the next run writes it again, which is harmless
-                outcomes.append(WriteOutcome("deal_fields", f"deal:{update.deal_id}", "ambiguous",
-                                             "no result in the batch; written again next run"))
-        return outcomes
+                return WriteOutcome("deal_fields", f"deal:{update.deal_id}", "failed", str(batch.errors[key]))
+            if key in batch.results:
+                return self._done(update)  # writes the ledger
+            # nothing said: the next run writes it again, which is harmless
+            return WriteOutcome("deal_fields", f"deal:{update.deal_id}", "ambiguous",
+                                "no result in the batch; written again next run")
+
+        return concurrently(outcome, list(zip(commands, updates)))
 
     def _read_back(self, updates: list[_Update]) -> list[WriteOutcome]:
         commands = {f"g{index}": ("crm.item.get", {"entityTypeId": DEAL, "id": int(update.deal_id),
@@ -249,7 +253,7 @@ class DealFieldsPublisher:
         except Bitrix24Error as error:
             return [WriteOutcome("deal_fields", f"deal:{u.deal_id}", "ambiguous",
                                  f"cannot read back ({error}); written again next run") for u in updates]
-        outcomes = []
+        outcomes = []  # one after another: a rare path (an answer lost), and its ledgers are few
         for key, update in zip(commands, updates):
             item = (batch.results.get(key) or {}).get("item") if isinstance(batch.results.get(key), dict) else None
             if _holds(item, update.values):

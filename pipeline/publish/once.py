@@ -21,7 +21,7 @@ from pipeline.bitrix24.errors import AmbiguousWrite, Bitrix24Error
 from pipeline.publish.ledgers import SendStatus, write_ledger
 from pipeline.publish.outcomes import Kind, WriteOutcome, WriteStatus, command_size, packed
 from pipeline.schema import CallResult
-from pipeline.stores import ArtifactStore, StoreError
+from pipeline.stores import ArtifactStore, StoreError, concurrently
 
 __all__ = ["OnceWrite", "plan_each", "send_once"]
 
@@ -48,13 +48,15 @@ def plan_each(kind: Kind, results: list[CallResult],
                                                                                       list[OnceWrite]]:
     """Each call's plan: an outcome now (nothing to send; the ledger could not be read), a write to send, or
     nothing at all (None: this kind does not concern the call)."""
+    def plan_or_fail(result: CallResult) -> OnceWrite | WriteOutcome | None:
+        try:
+            return plan(result)
+        except StoreError as error:
+            return WriteOutcome(kind, result.call_id, "failed", str(error))
+
     outcomes: list[WriteOutcome] = []
     writes: list[OnceWrite] = []
-    for result in results:
-        try:
-            planned = plan(result)
-        except StoreError as error:
-            planned = WriteOutcome(kind, result.call_id, "failed", str(error))
+    for planned in concurrently(plan_or_fail, results):  # each plan reads the call's ledger
         if isinstance(planned, WriteOutcome):
             outcomes.append(planned)
         elif planned is not None:
@@ -73,13 +75,17 @@ def send_once(client: Bitrix24Client, store: ArtifactStore, writes: list[OnceWri
 
 def _send(client: Bitrix24Client, store: ArtifactStore, writes: list[OnceWrite],
           answer_id: Callable[[Any], int | None]) -> list[WriteOutcome]:
-    outcomes, ready = [], []
-    for write in writes:
+    def remember(write: OnceWrite) -> WriteOutcome | None:
         try:
             write_ledger(store, write.ledger_key, write.entry("sending", None, ""))
-            ready.append(write)
+            return None
         except StoreError as error:  # not remembered, so not sent
-            outcomes.append(WriteOutcome(write.kind, write.key, "failed", f"not sent: {error}"))
+            return WriteOutcome(write.kind, write.key, "failed", f"not sent: {error}")
+
+    # every "sending" entry is written (or has failed) before the batch goes out
+    refused = concurrently(remember, writes)
+    outcomes = [outcome for outcome in refused if outcome is not None]
+    ready = [write for write, outcome in zip(writes, refused) if outcome is None]
     if not ready:
         return outcomes
     commands = {f"w{index}": (write.method, write.params) for index, write in enumerate(ready)}
@@ -88,17 +94,22 @@ def _send(client: Bitrix24Client, store: ArtifactStore, writes: list[OnceWrite],
     except AmbiguousWrite as error:
         logger.warning("a batch of %d %ss got an answer that may mean it was applied: recorded as ambiguous, "
                        "never sent again", len(ready), ready[0].kind.replace("_", " "))
-        return outcomes + [_settle(store, w, "ambiguous", None, str(error)) for w in ready]
+        reason = str(error)
+        return outcomes + concurrently(lambda w: _settle(store, w, "ambiguous", None, reason), ready)
     except Bitrix24Error as error:
-        return outcomes + [_settle(store, w, "failed", None, str(error)) for w in ready]
-    for key, write in zip(commands, ready):
+        reason = str(error)
+        return outcomes + concurrently(lambda w: _settle(store, w, "failed", None, reason), ready)
+
+    def settle(item: tuple[str, OnceWrite]) -> WriteOutcome:
+        key, write = item
         if key in batch.errors:
-            outcomes.append(_settle(store, write, "failed", None, str(batch.errors[key])))
-        elif key in batch.results:
-            outcomes.append(_settle(store, write, "sent", answer_id(batch.results[key]), ""))
-        else:  # the batch ran but says nothing of this command: it may have run
-            outcomes.append(_settle(store, write, "ambiguous", None, "no result in the batch"))
-    return outcomes
+            return _settle(store, write, "failed", None, str(batch.errors[key]))
+        if key in batch.results:
+            return _settle(store, write, "sent", answer_id(batch.results[key]), "")
+        # the batch ran but says nothing of this command: it may have run
+        return _settle(store, write, "ambiguous", None, "no result in the batch")
+
+    return outcomes + concurrently(settle, list(zip(commands, ready)))
 
 
 def _settle(store: ArtifactStore, write: OnceWrite, status: SendStatus, new_id: int | None,

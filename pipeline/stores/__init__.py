@@ -15,12 +15,13 @@ from pipeline.stores.base import (
     run_key,
     transcript_key,
 )
+from pipeline.stores.concurrent import concurrently
 from pipeline.stores.local import FolderStore
 from pipeline.stores.s3 import S3Store
 from pipeline.support.s3 import S3Settings
 
 __all__ = ["ArtifactStore", "FolderStore", "S3Store", "StoreError", "Versioned", "audio_copy_key", "audio_key",
-           "claim_key", "crm_key", "open_store", "result_key", "reviews_key", "run_key",
+           "claim_key", "concurrently", "crm_key", "open_store", "result_key", "reviews_key", "run_key",
            "transcript_key"]
 
 
