@@ -77,6 +77,13 @@ class ProxyFaults:
 
 
 @contextlib.contextmanager
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client that gave up on a hung request (its time-out) is the fault working, not a failure.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def s3_fault_proxy(upstream: str, *, error_rate: float = 0.0, hang_rate: float = 0.0,
                    seed: int = 3) -> Iterator[tuple[str, ProxyFaults]]:
     """A proxy on loopback in front of an S3 server: a share of writes (PUT, POST, DELETE) is answered 503
@@ -141,7 +148,7 @@ def s3_fault_proxy(upstream: str, *, error_rate: float = 0.0, hang_rate: float =
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _QuietServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="s3-fault-proxy", daemon=True)
     thread.start()
