@@ -1,10 +1,10 @@
 """Stereo calls three ways, measured against ground truth in one run.
 
-- `mix` (the default): transcribe the mixed call, give each word to the channel that carried it, and
-  re-transcribe per leg only where both parties talk at once.
+- `mix`: transcribe the mixed call, give each word to the channel that carried it, and re-transcribe per leg
+  only where both parties talk at once.
 - `per_channel`: transcribe each leg separately and merge the two timelines.
-- `mix_redecode`: the mix, then the client's turns heard again on the client's leg alone (packed into one
-  stream), each turn keeping the more probable hypothesis (pipeline/speakers/redecode.py).
+- `mix_redecode` (the default): the mix, then the client's turns heard again on the client's leg alone (packed
+  into one stream), each turn keeping the more probable hypothesis (pipeline/speakers/redecode.py).
 
 Figures per strategy over the sample calls: lemma WER of the whole call, of the client's words, of the client's
 short replies (four words or fewer, where context matters most) and of the manager's words, words given to the

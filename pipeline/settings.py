@@ -88,11 +88,12 @@ class Settings(BaseSettings):
         cpu_threads: ASR threads on CPU; 0 = every available core.
         models_dir: where assembled and fetched models live (default: models/cache in the checkout).
         manager_channel: the stereo channel that carries the manager's leg.
-        stereo_strategy: "mix" transcribes the mixed call and attributes words by channel level (keeps context
-            for short replies); "per_channel" transcribes each leg on its own (for comparison); "mix_redecode"
-            is the mix, then the client's turns heard again on the client's leg alone, each turn keeping the more
-            probable hypothesis: client-word lemma WER 0.28 -> 0.17 on the sample calls with the mix's attribution,
-            at about 25 % more compute, so opt-in (bench/README.md, `channels.redecode_*`).
+        stereo_strategy: "mix_redecode" (default) transcribes the mixed call, attributes words by channel level
+            (keeps context for short replies), then hears the client's turns again on the client's leg alone,
+            each turn keeping the more probable hypothesis: client-word lemma WER 0.28 -> 0.17 on the sample
+            calls with the mix's attribution, for about 28 % more compute (bench/README.md,
+            `channels.redecode_*`); "mix" stops after the mix (the cheaper way); "per_channel" transcribes each
+            leg on its own (for comparison).
         block_s: long recordings are decoded and transcribed in blocks of about this many seconds.
         turn_max_pause_s: a pause longer than this inside one speaker's speech starts a new turn.
         lexicons: the lexicon folder (default: the shipped lexicons/).
@@ -123,7 +124,7 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(0, ge=0)
     models_dir: Path | None = None
     manager_channel: Literal["left", "right"] = "left"
-    stereo_strategy: Literal["mix", "per_channel", "mix_redecode"] = "mix"
+    stereo_strategy: Literal["mix", "per_channel", "mix_redecode"] = "mix_redecode"
     block_s: float = Field(600.0, ge=10.0)
     turn_max_pause_s: float = Field(2.0, gt=0)
     lexicons: Path | None = None

@@ -1,4 +1,5 @@
-"""`stereo_strategy: mix_redecode` (issue 13, part 6): the client's turns heard again on the client's leg alone.
+"""`stereo_strategy: mix_redecode` (issue 13, part 6; the default): the client's turns heard again on the client's
+leg alone.
 
 The packing and the choice between hypotheses are pure logic, tested on made-up words and levels; the strategy
 itself runs on the two shortest sample calls with the real whisper-base, against their scripts: every word on the
@@ -82,21 +83,22 @@ def _client_text(call: SampleCall, transcript: Transcript) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def redecoding(analyzer: CallAnalyzer, settings: Settings) -> CallAnalyzer:
-    return CallAnalyzer(settings.model_copy(update={"stereo_strategy": "mix_redecode"}),
-                        asr_model=analyzer.asr_model, setup=analyzer.setup)
+def mixing(analyzer: CallAnalyzer, settings: Settings) -> CallAnalyzer:
+    return CallAnalyzer(settings.model_copy(update={"stereo_strategy": "mix"}), asr_model=analyzer.asr_model,
+                        setup=analyzer.setup)
 
 
 def test_redecoded_client_words_are_on_the_right_party_and_no_worse_than_the_mix(
-        stereo_transcripts: dict[str, Transcript], redecoding: CallAnalyzer) -> None:
+        stereo_transcripts: dict[str, Transcript], mixing: CallAnalyzer, derive_setup) -> None:
     references, mixed, redecoded = [], [], []
     for call in SHORTEST:
-        # The mix's transcript is the suite's shared one (the default strategy), transcribed once per session.
-        transcripts = [stereo_transcripts[call.call_id],
-                       redecoding.transcribe(call.stereo, call_id=call.call_id, manager_channel=call.manager_channel,
-                                             direction=call.direction)]
+        # The re-decoded transcript is the suite's shared one (the default strategy), transcribed once per session.
+        transcripts = [mixing.transcribe(call.stereo, call_id=call.call_id, manager_channel=call.manager_channel,
+                                         direction=call.direction),
+                       stereo_transcripts[call.call_id]]
+        assert transcripts[0].model.speakers.version == "mix/1"
         assert transcripts[1].model.speakers.version == "mix_redecode/1"
-        result = derive(transcripts[1], redecoding.setup)
+        result = derive(transcripts[1], derive_setup)
         wrong = role_errors(result.words, call.utterances)
         assert not wrong, (call.call_id, [(w.start, w.text, w.role) for w in wrong])
         reference, mix_text = _client_text(call, transcripts[0])

@@ -1,4 +1,5 @@
-"""Stereo calls, `stereo_strategy: mix_redecode`: who spoke from the mix, what the client said from their own leg.
+"""Stereo calls, `stereo_strategy: mix_redecode` (the default): who spoke from the mix, what the client said from
+their own leg.
 
 The mix keeps every word on the right party (bench/stereo_strategies.py), but whisper-base hears the client far
 worse in it than alone on the client's leg (issue 13, bench/README.md). So after the mix,
@@ -13,8 +14,9 @@ Re-decoded words are kept only where their leg is speaking (not the other party 
 word probabilities run high (it heard the manager's question), so the leg wins unless it is clearly less
 probable (`redecode_logprob_slack`); on the sample calls any slack from 0.2 up gave the same words.
 
-On the nine sample calls: client-word lemma WER 0.279 -> 0.168, no word on the wrong party, at 1.25x the mix's
-compute (the client's speech decoded twice), so the strategy is opt-in (bench/README.md, 2026-12-05).
+On the nine sample calls: client-word lemma WER 0.279 -> 0.168, no word on the wrong party, at 1.28x the mix's
+compute (the client's speech decoded twice): the default, since the client's short replies carry the objections
+and agreements the scorecard judges; `stereo_strategy: mix` is the cheaper way (bench/README.md, 2026-12-05).
 """
 
 from __future__ import annotations
