@@ -76,7 +76,6 @@ class ProxyFaults:
     passed: int = 0
 
 
-@contextlib.contextmanager
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         # A client that gave up on a hung request (its time-out) is the fault working, not a failure.
@@ -84,6 +83,7 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+@contextlib.contextmanager
 def s3_fault_proxy(upstream: str, *, error_rate: float = 0.0, hang_rate: float = 0.0,
                    seed: int = 3) -> Iterator[tuple[str, ProxyFaults]]:
     """A proxy on loopback in front of an S3 server: a share of writes (PUT, POST, DELETE) is answered 503

