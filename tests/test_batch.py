@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline.derive import derive
 from pipeline.schema import CallResult
+from pipeline.settings import Settings
 from pipeline.transcript import Transcript
 from tests.conftest import CALLS, SAMPLE_CALLS
 from tests.services import dask_cluster, s3_server
@@ -46,8 +47,15 @@ def make_source(folder: Path, calls=SHORT_CALLS[:3], *, extra_rows: list[dict] |
     return folder
 
 
+# These tests are about the batch's orchestration (claims, kills, stores, memory), not about which words are heard,
+# so they transcribe stereo calls the cheaper way, the plain mix. The one test that compares a run's words with
+# `callqa analyze`'s asks for the default strategy (DEFAULT_STEREO_STRATEGY), as do tests/test_stereo_calls.py.
+ORCHESTRATION_STEREO_STRATEGY = "mix"
+DEFAULT_STEREO_STRATEGY = Settings.model_fields["stereo_strategy"].default
+
+
 def env(**extra: str) -> dict:
-    return {**os.environ, "CALLQA_DEVICE": "cpu", **extra}
+    return {**os.environ, "CALLQA_DEVICE": "cpu", "CALLQA_STEREO_STRATEGY": ORCHESTRATION_STEREO_STRATEGY, **extra}
 
 
 def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
@@ -98,7 +106,8 @@ def _words(result: CallResult) -> list[tuple[float, float, str, str | None]]:
 def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Path, stereo_results,
                                                                    derive_setup) -> None:
     source, store = make_source(tmp_path / "calls"), tmp_path / "store"
-    done = run("--source", str(source), "--store", str(store))
+    default = {"CALLQA_STEREO_STRATEGY": DEFAULT_STEREO_STRATEGY}  # as stereo_results were transcribed
+    done = run("--source", str(source), "--store", str(store), **default)
     assert done.returncode == 0, done.stderr
     summary = run_summary(store, done.stdout)
     assert statuses(summary) == {call.call_id: "processed" for call in SHORT_CALLS[:3]}
@@ -134,7 +143,7 @@ def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Pat
         first_words[call.call_id] = _words(result)
 
     # ... and of a forced re-run on a single worker.
-    single = run("--source", str(source), "--store", str(store), "--workers", "1", "--force")
+    single = run("--source", str(source), "--store", str(store), "--workers", "1", "--force", **default)
     assert single.returncode == 0, single.stderr
     assert set(statuses(run_summary(store, single.stdout)).values()) == {"processed"}
     for call in SHORT_CALLS[:3]:
@@ -142,16 +151,16 @@ def test_a_folder_into_a_folder_then_resumed_rescored_and_windowed(tmp_path: Pat
         assert _words(again) == first_words[call.call_id]
     before = {path: path.stat().st_mtime_ns for path in store.glob("calls/*/*.json")}
 
-    again = run("--source", str(source), "--store", str(store))
+    again = run("--source", str(source), "--store", str(store), **default)
     assert again.returncode == 0, again.stderr
     assert set(statuses(run_summary(store, again.stdout)).values()) == {"skipped"}
     assert {path: path.stat().st_mtime_ns for path in store.glob("calls/*/*.json")} == before
 
-    rescored = run("--source", str(source), "--store", str(store), "--rescore")
+    rescored = run("--source", str(source), "--store", str(store), "--rescore", **default)
     assert rescored.returncode == 0, rescored.stderr
     assert set(statuses(run_summary(store, rescored.stdout)).values()) == {"rescored"}
 
-    other_day = run("--source", str(source), "--store", str(store), "--date", "2026-11-29")
+    other_day = run("--source", str(source), "--store", str(store), "--date", "2026-11-29", **default)
     assert other_day.returncode == 0 and "run " in other_day.stdout and ": 0 calls" in other_day.stdout
 
 
