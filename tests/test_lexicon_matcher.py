@@ -135,6 +135,7 @@ MISHEARD = [
     ("Это Ольга Искомпании Мибельград", "из компании"),
     ("Мибельград", "мебельград"),
     ("вы были у нас на консультации?", "вы уже были"),
+    ("Добрый день, компонесторы, база.", "компания стройбаза"),  # two words heard cut elsewhere
 ]
 
 
@@ -154,6 +155,8 @@ def test_a_fuzzy_term_matches_what_the_recogniser_misheard(heard: str, meant: st
     ("доставка", "дорог*"),              # wildcards stay exact
     ("вы были", "вы были уже"),          # only a word inside the phrase may be missing
     ("подумаю", "подумать над этим"),
+    ("компоненты базы", "компания стройбаза"),
+    ("компания строймаркет", "компания стройбаза"),
 ])
 def test_a_fuzzy_term_does_not_match_what_it_must_not(heard: str, meant: str) -> None:
     assert not matcher(term([meant], fuzzy=True)).matches_text(heard, "test", "t")
