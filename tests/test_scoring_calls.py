@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,44 @@ def test_rescore_command_diffs_then_writes(stereo_results, tmp_path: Path) -> No
     assert rescored.score.total > stereo_results["autoservice"].score.total
     assert rescored.lexicon_version != stereo_results["autoservice"].lexicon_version
     assert rescored.words == stereo_results["autoservice"].words  # nothing but the scoring changed
+
+
+def test_rescore_shares_the_files_among_worker_processes_with_the_same_outcome(stereo_results,
+                                                                                tmp_path: Path) -> None:
+    """`--workers 2` re-scores in two spawned processes, each loading the lexicons itself: the same diff, in the
+    same order, the same files written, and the same failure, as in one process."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for call in SAMPLE_CALLS[:5]:
+        (results / f"{call.call_id}.json").write_text(stereo_results[call.call_id].to_json(), encoding="utf-8")
+    (results / "broken.json").write_text("{}", encoding="utf-8")
+    lexicons = tmp_path / "lexicons"
+    shutil.copytree(DEFAULT_LEXICONS, lexicons, ignore=shutil.ignore_patterns("scorecards", "schema"))
+    politeness = lexicons / "politeness.yaml"
+    politeness.write_text(politeness.read_text(encoding="utf-8").replace(
+        '"будьте любезны",', '"будьте любезны", "понял вас", "хорошо",'), encoding="utf-8")
+
+    compared = {n: run("rescore", str(results), "--lexicons", str(lexicons), "--diff", "--workers", n)
+                for n in ("1", "2")}
+    assert compared["1"].returncode == compared["2"].returncode == 1
+    assert compared["1"].stdout == compared["2"].stdout and "changed, 1 failed" in compared["2"].stdout
+    assert "score" in compared["2"].stdout and "broken.json: not a callqa result" in compared["2"].stderr
+    written = {}
+    for n in ("1", "2"):
+        out = tmp_path / f"out-{n}"
+        done = run("rescore", str(results), "--lexicons", str(lexicons), "--out", str(out), "--workers", n)
+        assert done.returncode == 1, done.stderr
+        written[n] = {path.name: path.read_bytes() for path in sorted(out.iterdir())}
+    assert written["1"] == written["2"] and len(written["2"]) == 5
+
+
+def test_rescore_starts_worker_processes_only_for_enough_files() -> None:
+    from pipeline.scoring.files import FILES_PER_WORKER, worker_count
+
+    assert worker_count(10) == 1 and worker_count(FILES_PER_WORKER - 1) == 1
+    cores = len(os.sched_getaffinity(0))
+    assert worker_count(100 * FILES_PER_WORKER) == min(cores, 100) and worker_count(3, requested=8) == 3
+    assert worker_count(0) == 1 and worker_count(50, requested=2) == 2
 
 
 def test_a_folder_without_the_scorecards_lexicons(stereo_transcripts, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import gc
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -18,15 +18,12 @@ from pipeline.cli.common import (
     app,
     expected_failures,
     lexicon_app,
+    progress_bar,
     stdout,
 )
-from pipeline.errors import CallqaError, DefinitionError
+from pipeline.errors import DefinitionError
 from pipeline.lexicon import DEFAULT_LEXICONS
 from pipeline.support.russian import ROLE_RU, VERDICT_RU, call_time_tenths
-
-if TYPE_CHECKING:
-    from pipeline.reviews import Review
-    from pipeline.schema import CallResult
 
 FolderArgument = Annotated[Path, typer.Argument(help="Lexicon folder.", file_okay=False)]
 
@@ -136,56 +133,41 @@ def rescore(
     diff: Annotated[bool, typer.Option("--diff", help="Show what would change per call; write nothing.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Write the re-scored results here instead of in "
                                              "place.", file_okay=False)] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes to re-score in (default: one "
+                                                "per CPU core, one per 200 results at most).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Re-score stored results with (new) lexicons and a scorecard, without audio or ASR (a diarized mono call's
     roles are found again from the lexicons' role cues); people's reviews of the calls' criteria are kept."""
-    from pipeline.derive import DeriveSetup, derive
-    from pipeline.scoring.diff import diff_results, expand_result_paths, read_result
-    from pipeline.settings import load_settings
-    from pipeline.support.fileio import write_text_atomic
-    from pipeline.transcript import Transcript
+    from pipeline.scoring.diff import expand_result_paths
+    from pipeline.scoring.files import SetupFiles, rescore_files, worker_count
 
-    settings = load_settings(config)
-    setup = DeriveSetup.load(lexicons or settings.lexicons, scorecard or settings.scorecard, settings=settings)
+    files = SetupFiles(lexicons, scorecard, config)
+    setup = files.load()  # checked here, before any result is read or any worker started
     assert setup.lexicons is not None  # load always reads a lexicon folder (the shipped one by default)
     # Everything loaded so far (dictionaries, lexicons) lives as long as the process: keep it out of the
     # garbage collector's scans, which otherwise cost a fifth of re-scoring time.
     gc.freeze()
     paths = expand_result_paths(results)
     failed = changed = 0
-    for path in paths:
-        try:
-            before = read_result(path)
-            reviews = _reviews_of(path, before)
-        except CallqaError as error:
-            print(f"callqa: error: {error}", file=sys.stderr)
-            failed += 1
-            continue
-        after = derive(Transcript.from_result(before), setup, reviews)
-        difference = diff_results(before, after)
-        changed += difference.changed
-        if diff:
-            _print_diff(path, difference)
-        else:
-            write_text_atomic((out / path.name) if out else path, after.to_json())
+    with progress_bar() as progress:
+        task = progress.add_task("re-scoring", total=len(paths))
+        for outcome in rescore_files(paths, files, setup, write=not diff, out=out,
+                                     workers=worker_count(len(paths), workers),
+                                     advance=lambda done: progress.advance(task, done)):
+            if outcome.difference is None:
+                print(f"callqa: error: {outcome.error}", file=sys.stderr)
+                failed += 1
+                continue
+            changed += outcome.difference.changed
+            if diff:
+                _print_diff(outcome.path, outcome.difference)
     action = "compared" if diff else f"re-scored into {out}" if out else "re-scored in place"
     stdout.print(f"{len(paths) - failed} results {action}: {changed} changed, {failed} failed "
                  f"(lexicons {setup.lexicons.version}, scorecard "
                  f"{setup.scorecard.version if setup.scorecard else '-'})")
     if failed:
         raise typer.Exit(1)
-
-
-def _reviews_of(path: Path, result: CallResult) -> list[Review]:
-    """People's reviews of the call, which re-scoring keeps: a result in a folder store (`calls/<id>/result.json`)
-    has the whole list beside it (`reviews.json`); a result file elsewhere, those it applied."""
-    from pipeline.reviews import parse_reviews, reviews_in
-
-    beside = path.parent / "reviews.json"
-    if path.name == "result.json" and beside.is_file():
-        return parse_reviews(beside.read_bytes(), where=str(beside))
-    return reviews_in(result)
 
 
 def _print_diff(path: Path, difference) -> None:
