@@ -56,6 +56,8 @@ class SoakPlan:
             operating window is scaled down to this, so the reset the client waits for comes within it.
         timeout_s: the client's time-out for both S3 and the portal (a hang costs this much).
         reruns: how many times the night is run again after the first.
+        stereo_strategy: how the runs transcribe stereo calls (None: the default; the suite's small soak, which is
+            about faults and not words, takes the cheaper "mix").
     """
 
     calls: int
@@ -72,6 +74,7 @@ class SoakPlan:
     reruns: int = 2
     workers: int = 2
     seed: int = 11
+    stereo_strategy: str | None = None
 
 
 @dataclass
@@ -235,6 +238,8 @@ def soak(plan: SoakPlan, workdir: Path, *, progress=print) -> SoakReport:
                "CALLQA_BITRIX24__OAUTH__TOKEN_URL": f"{sandbox.base_url}/oauth/token/"}
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             env.pop(name, None)
+        if plan.stereo_strategy:
+            env["CALLQA_STEREO_STRATEGY"] = plan.stereo_strategy
         killer = _Killer(cluster, s3, plan.kill_every, plan.seed) if faults and plan.kill_every else None
         if killer:
             killer.start()

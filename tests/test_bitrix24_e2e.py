@@ -41,9 +41,11 @@ def seeded_portal() -> Portal:
 
 
 def run(store: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    # These tests are about fetching, posting and faults, not which words are heard: stereo calls are transcribed
+    # the cheaper way (the plain mix; the default strategy's words are tested in test_stereo_calls.py).
     return subprocess.run([str(CALLQA), "run", "--source", "bitrix24", "--date", "2026-11-28", "--store", str(store),
                            *args], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "CALLQA_DEVICE": "cpu", **env})
+                          env={**os.environ, "CALLQA_DEVICE": "cpu", "CALLQA_STEREO_STRATEGY": "mix", **env})
 
 
 def comments(portal: Portal) -> dict[str, list[dict]]:

@@ -13,7 +13,7 @@ SHORTEST = tuple(call.call_id for call in sorted(SAMPLE_CALLS, key=lambda call: 
 
 def test_a_night_of_faults_loses_nothing_and_does_nothing_twice(tmp_path: Path) -> None:
     plan = SoakPlan(calls=6, base_calls=SHORTEST, kill_every=2, s3_error_rate=0.15, s3_hang_rate=0.02,
-                    unanswered_writes=1, token_ttl_requests=10, block_s=3.0)
+                    unanswered_writes=1, token_ttl_requests=10, block_s=3.0, stereo_strategy="mix")
     report = soak(plan, tmp_path, progress=lambda line: None)
     summary = "\n".join(report.lines())
     # The faults happened ...
