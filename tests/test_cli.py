@@ -179,3 +179,15 @@ def test_demo_runs_the_loop_against_the_sandbox(tmp_path: Path) -> None:
     assert "6. A mono recording" in done.stdout and "embedded diarizer, 2 voice(s); manager" in done.stdout
     assert "evidence (voiceprint): cosine to Ирина Петрова's voiceprint" in done.stdout
     assert "7. The QA lead's workbench" in done.stdout and "callqa serve --store" in done.stdout
+    # Run again: a new portal, so the earlier demo's store (its ledger of posted comments) goes, and the call is
+    # analysed and commented afresh, not "unchanged" against comments the new portal never had.
+    again = run("demo", "--samples", str(samples), "--out", str(tmp_path / "out"))
+    assert again.returncode == 0, again.stderr
+    assert "an earlier demo's store, removed" in again.stdout and "Bitrix24 comments: posted 1" in again.stdout
+    assert "failed" not in again.stdout.split("Bitrix24 comments:")[1].splitlines()[0]
+    assert "Сделка 99, менеджер Ирина Петрова:" in again.stdout
+    # A folder that is not a callqa store is never removed.
+    (tmp_path / "other" / "store").mkdir(parents=True)
+    refused = run("demo", "--samples", str(samples), "--out", str(tmp_path / "other"))
+    assert refused.returncode != 0 and "is not a callqa store" in refused.stderr
+    assert (tmp_path / "other" / "store").is_dir()

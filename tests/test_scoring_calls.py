@@ -134,6 +134,9 @@ def test_rescore_shares_the_files_among_worker_processes_with_the_same_outcome(s
         assert done.returncode == 1, done.stderr
         written[n] = {path.name: path.read_bytes() for path in sorted(out.iterdir())}
     assert written["1"] == written["2"] and len(written["2"]) == 5
+    empty = run("rescore", str(tmp_path))  # results one level down only: nothing to do, and it says so
+    assert empty.returncode == 0 and "0 results re-scored" in empty.stdout
+    assert f"no result files (*.json) at the top of {tmp_path}" in empty.stderr
 
 
 def test_rescore_starts_worker_processes_only_for_enough_files() -> None:

@@ -127,6 +127,7 @@ def demo(
     configure_logging(verbose)
     if not (samples / "manifest.csv").is_file():
         raise ConfigError(f"no sample calls with a manifest.csv in {samples}")
+    _fresh_demo_store(out / "store")
     yesterday = date.today() - timedelta(days=1)
     portal = Portal.from_folder(samples, day=yesterday)
     start = datetime.combine(yesterday, datetime.min.time(), tzinfo=MSK)
@@ -177,6 +178,24 @@ def demo(
                  f"  .venv/bin/callqa user add qa --role qa --name \"QA lead\" --users {users}\n"
                  f"  .venv/bin/callqa serve --store {out / 'store'} --users {users}\n"
                  "and open http://127.0.0.1:8080/ (docs/workbench.md).")
+
+
+def _fresh_demo_store(store: Path) -> None:
+    """Each demo serves a new portal, so an earlier demo's store must go: its ledgers name comments and fields
+    posted to a portal that is gone (updating them fails with NOT_FOUND, and nothing would be posted to the new
+    one). Only a callqa store is removed (it has `runs/`); any other folder there is refused."""
+    import shutil
+
+    from rich.text import Text
+
+    from pipeline.errors import ConfigError
+
+    if not store.exists():
+        return
+    if not (store / "runs").is_dir():
+        raise ConfigError(f"{store} exists and is not a callqa store: choose another --out for the demo")
+    shutil.rmtree(store)
+    stdout.print(Text(f"(a new portal: {store}, an earlier demo's store, removed)", style="dim"))
 
 
 def _demo_mono_call(samples: Path, store, settings) -> None:

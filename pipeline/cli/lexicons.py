@@ -149,6 +149,9 @@ def rescore(
     # garbage collector's scans, which otherwise cost a fifth of re-scoring time.
     gc.freeze()
     paths = expand_result_paths(results)
+    for folder in (path for path in results if path.is_dir() and not any(path.glob("*.json"))):
+        print(f"callqa: warning: no result files (*.json) at the top of {folder} (sub-folders are not "
+              "searched: a store's results are calls/*/result.json)", file=sys.stderr)
     failed = changed = 0
     with progress_bar() as progress:
         task = progress.add_task("re-scoring", total=len(paths))
