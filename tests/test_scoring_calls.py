@@ -76,18 +76,27 @@ def test_rescore_equals_analyze(stereo_results, derive_setup: DeriveSetup, call_
         analyzed.lexicon_version, analyzed.scorecard_version, analyzed.warnings)
 
 
-def test_rescore_command_diffs_then_writes(stereo_results, tmp_path: Path) -> None:
+def _results_and_polite_lexicons(tmp_path: Path, stereo_results, call_ids, polite: list[str]) -> tuple[Path, Path]:
+    """A folder of the calls' results and a broken one, and a copy of the shipped lexicons whose politeness term
+    also accepts `polite`."""
     results = tmp_path / "results"
     results.mkdir()
-    for call_id in ("autoservice", "furniture"):
+    for call_id in call_ids:
         (results / f"{call_id}.json").write_text(stereo_results[call_id].to_json(), encoding="utf-8")
     (results / "broken.json").write_text("{}", encoding="utf-8")
     lexicons = tmp_path / "lexicons"
     shutil.copytree(DEFAULT_LEXICONS, lexicons, ignore=shutil.ignore_patterns("scorecards", "schema"))
     politeness = lexicons / "politeness.yaml"
-    # A QA lead accepts "понял вас" as polite: autoservice (which lacked politeness) gains a hit and points.
+    added = "".join(f' "{phrase}",' for phrase in polite)
     politeness.write_text(politeness.read_text(encoding="utf-8").replace(
-        '"будьте любезны",', '"будьте любезны", "понял вас",'), encoding="utf-8")
+        '"будьте любезны",', f'"будьте любезны",{added}'), encoding="utf-8")
+    return results, lexicons
+
+
+def test_rescore_command_diffs_then_writes(stereo_results, tmp_path: Path) -> None:
+    # A QA lead accepts "понял вас" as polite: autoservice (which lacked politeness) gains a hit and points.
+    results, lexicons = _results_and_polite_lexicons(tmp_path, stereo_results, ("autoservice", "furniture"),
+                                                     ["понял вас"])
     before = (results / "autoservice.json").read_text(encoding="utf-8")
 
     done = run("rescore", str(results), "--lexicons", str(lexicons), "--diff")
@@ -111,16 +120,9 @@ def test_rescore_shares_the_files_among_worker_processes_with_the_same_outcome(s
                                                                                 tmp_path: Path) -> None:
     """`--workers 2` re-scores in two spawned processes, each loading the lexicons itself: the same diff, in the
     same order, the same files written, and the same failure, as in one process."""
-    results = tmp_path / "results"
-    results.mkdir()
-    for call in SAMPLE_CALLS[:5]:
-        (results / f"{call.call_id}.json").write_text(stereo_results[call.call_id].to_json(), encoding="utf-8")
-    (results / "broken.json").write_text("{}", encoding="utf-8")
-    lexicons = tmp_path / "lexicons"
-    shutil.copytree(DEFAULT_LEXICONS, lexicons, ignore=shutil.ignore_patterns("scorecards", "schema"))
-    politeness = lexicons / "politeness.yaml"
-    politeness.write_text(politeness.read_text(encoding="utf-8").replace(
-        '"будьте любезны",', '"будьте любезны", "понял вас", "хорошо",'), encoding="utf-8")
+    results, lexicons = _results_and_polite_lexicons(tmp_path, stereo_results,
+                                                     [call.call_id for call in SAMPLE_CALLS[:5]],
+                                                     ["понял вас", "хорошо"])
 
     compared = {n: run("rescore", str(results), "--lexicons", str(lexicons), "--diff", "--workers", n)
                 for n in ("1", "2")}
