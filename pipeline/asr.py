@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.audio import SAMPLE_RATE_HZ
 from pipeline.errors import ConfigError, ModelError
+from pipeline.support.cores import available_cores
 
 __all__ = [
     "AsrModel",
@@ -135,13 +135,6 @@ def resolve_device(device: str, compute_type: str | None = None) -> tuple[str, s
     return chosen, compute_type or ("float16" if chosen == "cuda" else "int8")
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 @functools.lru_cache(maxsize=4)
 def load_asr(model_name: str, model_path: str, sha256: str | None, device: str = "auto",
              compute_type: str | None = None, cpu_threads: int = 0, concurrent_calls: int = 1) -> AsrModel:
@@ -162,7 +155,7 @@ def load_asr(model_name: str, model_path: str, sha256: str | None, device: str =
     import faster_whisper
 
     chosen_device, chosen_type = resolve_device(device, compute_type)
-    threads = cpu_threads or _available_cpus()
+    threads = cpu_threads or available_cores()
     try:
         whisper = faster_whisper.WhisperModel(model_path, device=chosen_device, compute_type=chosen_type,
                                               cpu_threads=threads, num_workers=concurrent_calls,

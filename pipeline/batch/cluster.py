@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.settings import RunOptions
+from pipeline.support.cores import available_cores
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -35,15 +35,8 @@ class ClusterPlan:
                 f"threads each")
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def plan_local_cluster(options: RunOptions, device: str) -> ClusterPlan:
-    cores = _cores()
+    cores = available_cores()
     gpus = 0
     if device != "cpu":
         import ctranslate2

@@ -1,8 +1,8 @@
 """Re-scoring result files (`callqa rescore`): each file read, derived again and compared, in this process or in
 worker processes.
 
-    setup = SetupFiles(lexicons, scorecard, config)
-    for outcome in rescore_files(paths, setup, setup.load(), write=True, workers=4):
+    files = SetupFiles(lexicons, scorecard, config)
+    for outcome in rescore_files(paths, files, files.load(), write=True, workers=4):
         ...   # in the order of `paths`
 
 Re-scoring is pure computation on one core per call (bench/rescore.py), so a folder of thousands of results is
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pipeline.errors import CallqaError
 from pipeline.reviews import Review, parse_reviews, reviews_in
 from pipeline.schema import CallResult
 from pipeline.scoring.diff import ResultDiff, diff_results, read_result
+from pipeline.support.cores import available_cores
 from pipeline.support.fileio import write_text_atomic
 from pipeline.transcript import Transcript
 
@@ -72,8 +72,7 @@ def worker_count(files: int, requested: int | None = None) -> int:
     than one per FILES_PER_WORKER files (1: in this process)."""
     if requested is not None:
         return max(1, min(requested, files))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, files // FILES_PER_WORKER))
+    return max(1, min(available_cores(), files // FILES_PER_WORKER))
 
 
 def rescore_files(paths: Sequence[Path], files: SetupFiles, setup: DeriveSetup, *, write: bool,
