@@ -136,6 +136,7 @@ MISHEARD = [
     ("Мибельград", "мебельград"),
     ("вы были у нас на консультации?", "вы уже были"),
     ("Добрый день, компонесторы, база.", "компания стройбаза"),  # two words heard cut elsewhere
+    ("монтажник приедет средут", "среду"),  # one letter in six
 ]
 
 
@@ -157,12 +158,16 @@ def test_a_fuzzy_term_matches_what_the_recogniser_misheard(heard: str, meant: st
     ("подумаю", "подумать над этим"),
     ("компоненты базы", "компания стройбаза"),
     ("компания строймаркет", "компания стройбаза"),
+    ("тариф Бизнес сто, это сто мегабит", "стоит"),  # two words heard clearly as such: not one misheard word
 ])
 def test_a_fuzzy_term_does_not_match_what_it_must_not(heard: str, meant: str) -> None:
     assert not matcher(term([meant], fuzzy=True)).matches_text(heard, "test", "t")
 
 
 def test_the_threshold_and_where_fuzzy_is_set() -> None:
+    # `fuzzy: true` is 0.8, as the lexicon contract says: one letter wrong in five
+    assert matcher(term(["замер"], fuzzy=True)).matches_text("зимер", "test", "t")
+    assert not matcher(term(["замер"], fuzzy=0.85)).matches_text("зимер", "test", "t")
     assert matcher(term(["стоматология"], fuzzy=0.9)).matches_text("стамутология", "test", "t")  # 0.909
     assert not matcher(term(["стоматология"], fuzzy=0.95)).matches_text("стамутология", "test", "t")
     assert matcher(term(["стоматология"]), fuzzy=True).matches_text("стамутология", "test", "t")  # the file's

@@ -28,9 +28,10 @@ from pipeline.lexicon.text import is_known_word
 __all__ = ["DEFAULT_SIMILARITY", "MIN_FUZZY_LETTERS", "NEGATIONS", "is_skippable", "phonetic_key", "resemblance",
            "similarity", "similarity_rejoined"]
 
-# One wrong letter in seven, two in fourteen; a phonetic key equal counts as 1.0. At 0.8 "форма" would pass
-# for "фирма": a letter that changes the sound in a five-letter word is another word.
-DEFAULT_SIMILARITY = 0.85
+# `fuzzy: true`, as the lexicon contract says: one wrong letter in five, two in ten; a phonetic key equal counts
+# as 1.0. What keeps "форму" from passing for "фирма" is KNOWN_WORD_SIMILARITY below: a letter that changes the
+# sound of a real five-letter word makes another word, while a made-up word ("средут") is a mis-hearing.
+DEFAULT_SIMILARITY = 0.8
 MIN_FUZZY_LETTERS = 5
 # A heard word that is itself a Russian word must be this close (or sound the same): recognition errors mostly
 # make non-words ("Стамутология"), and a real word one letter off is often just another word.
@@ -103,10 +104,15 @@ def resemblance(heard: str, meant: str) -> float:
 
 
 @functools.lru_cache(maxsize=200_000)
-def similarity_rejoined(heard: str, meant: str, parts: tuple[str, ...]) -> float:
+def similarity_rejoined(heard: str, meant: str, parts: tuple[str, ...], heard_parts: tuple[str, ...] = ()) -> float:
     """`similarity` of words cut differently by the recogniser and the lexicon ("искомпании" for "из компании",
     "авта -сервис" for "автосервис"): `heard` and `meant` are the joined forms, `parts` every word joined on
-    either side. 0.0 where a negation would be absorbed ("интересно" is not "не интересно")."""
+    either side, `heard_parts` the heard words joined. 0.0 where a negation would be absorbed ("интересно" is not
+    "не интересно"), and heard words that are each a Russian word need `KNOWN_WORD_SIMILARITY`, as one such word
+    does: "сто, это" sounds nearly like "стоит" but was heard clearly as two words."""
     if NEGATIONS.intersection(parts):
         return 0.0
-    return similarity(heard, meant)
+    found = similarity(heard, meant)
+    if found < KNOWN_WORD_SIMILARITY and len(heard_parts) > 1 and all(map(is_known_word, heard_parts)):
+        return 0.0
+    return found

@@ -246,6 +246,35 @@ def _closeness(test: _WordTest, token: Token) -> float:
     return test.closeness(token)
 
 
+def _steps(tests: Sequence[_WordTest], j: int, token: Token,
+           following: str | None) -> list[tuple[float, bool, int, int]]:
+    """The ways phrase word `j` may have been heard at `token` (`following`: the next heard word of the segment,
+    None at its end), each as (similarity, exact, phrase words taken, heard words taken)."""
+    test = tests[j]
+    steps = [(_closeness(test, token), test.matches(token), 1, 1)]
+    if test.kind == "prefix":
+        return steps
+    pair = (token.surface, following) if following is not None else None
+    joined = "".join(pair).replace("-", "") if pair else ""
+    if pair:  # two heard words written as one phrase word: "авта -сервис"
+        steps.append((max(similarity_rejoined(joined, test.written, pair, pair),
+                          similarity_rejoined(joined, test.value, pair, pair)), False, 1, 2))
+    if j + 1 < len(tests) and tests[j + 1].kind != "prefix":
+        meant = (test.written, tests[j + 1].written)
+        both = "".join(meant)
+        steps.append((similarity_rejoined(token.surface, both, meant), False, 2, 1))  # "искомпании"
+        if pair:  # the same words cut elsewhere: "и скомпания" for "из компании"
+            steps.append((similarity_rejoined(joined, both, (*pair, *meant)), False, 2, 2))
+    return steps
+
+
+def _may_start(pattern: Pattern, token: Token, following: str | None) -> bool:
+    """Whether a fuzzy match of `pattern` may begin at `token`: its first word heard there closely enough, by the
+    walk's own rules (the rapidfuzz index that proposes the pattern knows only spelling)."""
+    threshold = pattern.fuzzy or 1.0
+    return any(step[0] >= threshold for step in _steps(pattern.tests, 0, token, following))
+
+
 def _fuzzy_walk(pattern: Pattern, tokens: list[Token], first: int, end: int) -> _Match | None:
     """The best fuzzy match of `pattern` starting at token `first` (its first word at `first` exactly, not after
     a gap), or None: the match whose least word similarity is highest, then the shortest. A match that needed
@@ -266,19 +295,9 @@ def _fuzzy_walk(pattern: Pattern, tokens: list[Token], first: int, end: int) -> 
                     options.append((min(closeness, rest[0]), exact and rest[1], *rest[2:]))
 
         for position in range(i, min(end, i + 1 + (pattern.gap if j else 0))):
-            token = tokens[position]
-            go(_closeness(tests[j], token), tests[j].matches(token), j + 1, position + 1)
-            pair = (token.surface, tokens[position + 1].surface) if position + 1 < end else None
-            joined = "".join(pair).replace("-", "") if pair else ""
-            if pair and tests[j].kind != "prefix":  # two heard words written as one phrase word: "авта -сервис"
-                go(max(similarity_rejoined(joined, tests[j].written, pair),
-                       similarity_rejoined(joined, tests[j].value, pair)), False, j + 1, position + 2)
-            if j + 1 < len(tests) and tests[j + 1].kind != "prefix" and tests[j].kind != "prefix":
-                meant = (tests[j].written, tests[j + 1].written)
-                both = "".join(meant)
-                go(similarity_rejoined(token.surface, both, meant), False, j + 2, position + 1)  # "искомпании"
-                if pair:  # the same words cut elsewhere: "и скомпания" for "из компании"
-                    go(similarity_rejoined(joined, both, (*pair, *meant)), False, j + 2, position + 2)
+            following = tokens[position + 1].surface if position + 1 < end else None
+            for closeness, exact, words_meant, words_heard in _steps(tests, j, tokens[position], following):
+                go(closeness, exact, j + words_meant, position + words_heard)
         if skipped is None and 0 < j < len(tests) - 1 and tests[j].skippable:
             rest = walk(j + 1, i, tests[j].written)
             if rest is not None:
@@ -320,7 +339,9 @@ class _FuzzyIndex:
                     self.patterns.append(pattern)
                     self.units.append(unit)
         self.keys = [phonetic_key(unit) for unit in self.units]
-        self.least = min((p.fuzzy or 1.0 for p in self.patterns), default=1.0)
+        # rapidfuzz applies a cutoff to the distance, 1 - similarity, so a word exactly at the threshold (one
+        # letter in five at 0.8) would fall out by a rounding error; the walk decides at the threshold itself.
+        self.least = min((p.fuzzy or 1.0 for p in self.patterns), default=1.0) - 1e-6
         forms = {form for pattern in patterns for needed in pattern.fuzzy_needs for form in needed}
         self.forms = sorted(form for form in forms if len(form) >= MIN_FUZZY_LETTERS)
         self.form_keys = [phonetic_key(form) for form in self.forms]
@@ -573,8 +594,8 @@ class Matcher:
         near: dict[int, Pattern] = {}
         if self._fuzzy.units:
             for pattern in self._fuzzy_near(token, following):
-                if id(pattern) not in exact:
-                    near.setdefault(id(pattern), pattern)
+                if id(pattern) not in exact and id(pattern) not in near and _may_start(pattern, token, following):
+                    near[id(pattern)] = pattern
         found = self._start_cache[(token, following)] = (candidates, tuple(near.values()))
         return found
 
