@@ -161,9 +161,11 @@ class BackgroundCopy:
         ...     copy.store(store, call_id)
     """
 
-    def __init__(self, recording: str | Path, *, kbps_per_channel: int = KBPS_PER_CHANNEL) -> None:
+    def __init__(self, recording: str | Path, *, kbps_per_channel: int = KBPS_PER_CHANNEL,
+                 scratch: Path | None = None) -> None:
         self.recording = Path(recording)
         self.kbps_per_channel = kbps_per_channel
+        self.scratch = scratch  # where the encoded file waits (the temporary folder if None)
         self._folder: str | None = None
         self._made: AudioCopy | None = None
         self._error: BaseException | None = None
@@ -181,7 +183,7 @@ class BackgroundCopy:
 
     def _encode(self) -> None:
         try:  # everything that can fail happens here, and comes out of `store`
-            self._folder = tempfile.mkdtemp(prefix="callqa-copy-")
+            self._folder = tempfile.mkdtemp(prefix="callqa-copy-", dir=self.scratch)
             self._made = encode_audio_copy(self.recording, Path(self._folder) / "audio.webm",
                                            kbps_per_channel=self.kbps_per_channel)
         except BaseException as error:  # handed to the thread that asks for the copy

@@ -193,15 +193,20 @@ def test_killed_run_resumes_without_redoing_finished_calls(tmp_path: Path) -> No
     source, store = make_source(tmp_path / "calls"), tmp_path / "store"
     # Claims that lapse 10 s after the run stops renewing them, so the resumed run takes the killed run's calls
     # over soon (the default is 15 minutes).
-    process = start("--source", str(source), "--store", str(store), logs=tmp_path, CALLQA_RUN__CLAIM_TTL_S="10")
+    scratch = tmp_path / "tmp"  # the runs' temporary folder
+    scratch.mkdir()
+    process = start("--source", str(source), "--store", str(store), logs=tmp_path, CALLQA_RUN__CLAIM_TTL_S="10",
+                    TMPDIR=str(scratch))
     wait_until(lambda: any(store.glob("calls/*/audio.json")), what="the first call to be stored")
     os.killpg(process.pid, signal.SIGKILL)  # the run and its LocalCluster, mid-batch
     process.wait()
     finished = {path.parent.name: path.read_bytes() for path in store.glob("calls/*/audio.json")}
     assert 1 <= len(finished) < 3
+    assert list(scratch.glob("callqa-recordings-*"))  # the killed workers' folders, which nobody removed
 
-    done = run("--source", str(source), "--store", str(store), CALLQA_RUN__CLAIM_TTL_S="10")
+    done = run("--source", str(source), "--store", str(store), CALLQA_RUN__CLAIM_TTL_S="10", TMPDIR=str(scratch))
     assert done.returncode == 0, done.stderr
+    assert not list(scratch.glob("callqa-*"))  # swept by the next run's workers, and theirs removed after it
     outcome = statuses(run_summary(store, done.stdout))
     assert {call_id for call_id, status in outcome.items() if status == "skipped"} == set(finished)
     assert {call_id for call_id, status in outcome.items() if status == "processed"} == (

@@ -32,6 +32,7 @@ from distributed import WorkerPlugin, get_worker
 
 from pipeline.batch.claims import ClaimRefused, Claims
 from pipeline.batch.job import AudioFacts, BatchJob, CallOutcome, FetchedRecording, Prepared, Transcribed
+from pipeline.batch.scratch import make_recordings_folder
 from pipeline.derive import DeriveSetup
 from pipeline.errors import CallqaError
 from pipeline.reviews import store_result
@@ -86,7 +87,7 @@ class CallqaWorkerPlugin(WorkerPlugin):
     @_built_once
     def recordings(self) -> Path:
         """This worker's folder of fetched recordings waiting for their transcription, for this run."""
-        return Path(tempfile.mkdtemp(prefix=f"callqa-{self.job.run_id}-recordings-"))
+        return make_recordings_folder(self.job.run_id)
 
     @_built_once
     def source(self):
@@ -290,7 +291,8 @@ def _audio_copy(path: Path, plugin: CallqaWorkerPlugin, cleanup: contextlib.Exit
     if not audio_copy_enabled(plugin.job.settings):
         return None
     try:
-        return cleanup.enter_context(BackgroundCopy(path))
+        # in the worker's recordings folder, so that a killed worker's half-made copy is swept with it
+        return cleanup.enter_context(BackgroundCopy(path, scratch=plugin.recordings))
     except Exception as error:  # no thread to be had: the call goes on without its copy
         logger.warning("%s: no audio copy: %s: %s", path, type(error).__name__, error)
         return None
@@ -316,7 +318,7 @@ def _recording(prepared: Prepared, plugin: CallqaWorkerPlugin, cleanup: contextl
             cleanup.callback(shutil.rmtree, fetched.scratch, ignore_errors=True)
         if path.is_file() and path.stat().st_size == fetched.size_bytes:
             return path
-    workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="callqa-fetch-"))
+    workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="callqa-fetch-", dir=plugin.recordings))
     return plugin.source.fetch(prepared.record, Path(workdir))
 
 
