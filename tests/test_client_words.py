@@ -76,6 +76,23 @@ def test_the_leg_replaces_the_mix_only_with_a_full_and_probable_hypothesis() -> 
          ("Да,", 0.9, "right"), ("удобно.", 0.9, "right"), ("Хорошо,", 0.8, "right"), ("давайте.", 0.8, "right")])
 
 
+def test_a_negation_the_leg_lost_at_a_turn_s_edge_stays() -> None:
+    """A held-out call's "Не знаю, надо подумать": heard again alone, the turn began at "знаю"."""
+    frame_db = _levels({1: [(31.9, 33.9), (40.0, 41.0)]}, 45.0)
+    mixed = [SpeakerWord(word=_word(text, start, end, prob), speaker="right", channel=1)
+             for text, start, end, prob in (("Не", 31.95, 32.14, 0.88), ("знаю,", 32.14, 32.48, 0.98),
+                                            ("надо", 32.9, 33.22, 0.97), ("подумать.", 33.22, 33.78, 1.0),
+                                            ("Ну", 40.0, 40.2, 0.9), ("не", 40.3, 40.5, 0.9))]
+    patches = [LegPatch(start=31.65, end=34.08, channel=1, words=[
+                   _word("знаю,", 32.14, 32.48, 0.8, 1), _word("надо", 32.78, 33.18, 0.94, 1),
+                   _word("подумать.", 33.18, 33.92, 0.99, 1)]),
+               LegPatch(start=39.7, end=41.3, channel=1, words=[  # a negation the leg heard as something else
+                   _word("Ну", 40.0, 40.2, 0.9, 1), _word("да", 40.3, 40.5, 0.9, 1)])]
+    words = apply_leg_patches(mixed, patches, frame_db, ChannelOptions(redecode_logprob_slack=0.3))
+    assert [w.word.text for w in sorted(words, key=lambda w: w.word.start)] == [
+        "Не", "знаю,", "надо", "подумать.", "Ну", "да"]
+
+
 def _client_text(call: SampleCall, transcript: Transcript) -> tuple[str, str]:
     client_leg = "right" if call.manager_channel == "left" else "left"
     return (" ".join(u.text for u in call.utterances if u.role == "client"),

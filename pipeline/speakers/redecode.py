@@ -46,6 +46,12 @@ __all__ = ["LegPatch", "PackedTurns", "apply_leg_patches", "leg_turns", "mean_lo
 Interval = tuple[float, float]
 
 _MIN_PROB = 1e-3  # a word's probability floor in log-probabilities (Whisper reports 0.0 at times)
+# A negation the mix heard at a turn's edge, where the leg's hypothesis begins or ends without it, stays: heard
+# again alone, a turn can lose its first short word ("Не знаю, надо подумать" became "знаю, надо подумать"), and
+# a lost "не" turns an objection into agreement. Other edge words of the mix are more often the other party's
+# leaking in, and keeping them all made the client's words worse (bench/README.md).
+_NEGATIONS = frozenset({"не", "нет", "ни"})
+_NEGATION_MIN_PROB = 0.5
 
 
 class LegPatch(BaseModel):
@@ -151,6 +157,13 @@ def _prefer_leg(mixed: Sequence[AsrWord], leg: Sequence[AsrWord], options: Chann
     return mean_log_prob(leg) >= mean_log_prob(mixed) - options.redecode_logprob_slack
 
 
+def _edge_negation(mixed: AsrWord, leg: Sequence[AsrWord]) -> bool:
+    """Whether the mix's word is a negation the leg's words lack at their start or end (see `_NEGATIONS`)."""
+    if mixed.prob < _NEGATION_MIN_PROB or mixed.text.strip(" ,.!?;:-–—…").lower() not in _NEGATIONS:
+        return False
+    return mixed.end <= leg[0].start or mixed.start >= leg[-1].end
+
+
 def apply_leg_patches(words: list[SpeakerWord], patches: Sequence[LegPatch], frame_db: np.ndarray,
                       options: ChannelOptions | None = None) -> list[SpeakerWord]:
     """For each patch, keep the leg's words in place of the mix's words of that leg, where they are better.
@@ -177,7 +190,7 @@ def apply_leg_patches(words: list[SpeakerWord], patches: Sequence[LegPatch], fra
                  if speaking[patch.channel, span_frames(word.start - options.widen_s, word.end + options.widen_s,
                                                         speaking.shape[1])].any()]
         if _prefer_leg([words[index].word for index in inside], heard, options):
-            replaced.update(inside)
+            replaced.update(index for index in inside if not _edge_negation(words[index].word, heard))
             added += [SpeakerWord(word=word, speaker=CHANNEL_SPEAKERS[patch.channel], channel=patch.channel)
                       for word in heard]
     kept = [word for index, word in enumerate(words) if index not in replaced]
