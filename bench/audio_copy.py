@@ -1,8 +1,8 @@
 """The audio copy the nightly run keeps (pipeline/audio_copy.py): its size per channel per minute against the
 originals, and how fast it is made.
 
-Groups of files, each encoded with `encode_audio_copy` as the run does (decode, resample to 16 kHz, Opus at
-16 kbps per channel in WebM):
+Groups of files, each encoded with `encode_audio_copy` as the run does (decode, resample to 8 kHz for a
+recording sampled at 8 kHz or less, else 16 kHz, Opus at 16 kbps per channel in WebM):
 
 - the sample calls as WAV, 8 kHz 16-bit PCM, the way a PBX stores them (rendered from tests/data/calls into a
   temporary folder before the clock starts);

@@ -167,15 +167,16 @@ class _Damage:
         return max(self.packet_s, self.size_bytes / byte_rate if byte_rate else 0.0)
 
 
-def _decode_frames(info: AudioInfo, layout: str) -> Iterator[tuple[np.ndarray, AudioGap | None]]:
-    """Yield (channels, n) float32 arrays at 16 kHz as the decoder produces them, each with the gap it fills
+def _decode_frames(info: AudioInfo, layout: str,
+                   rate: int = SAMPLE_RATE_HZ) -> Iterator[tuple[np.ndarray, AudioGap | None]]:
+    """Yield (channels, n) float32 arrays at `rate` (16 kHz) as the decoder produces them, each with the gap it fills
     (None for decoded audio).
 
     Packets are demuxed and decoded one by one, so an undecodable one is skipped and the demuxer resyncs on the
     next readable one, as ffmpeg does; the damaged stretch comes out as silence of its estimated length.
     """
-    resampler = av.AudioResampler(format="fltp", layout=layout, rate=SAMPLE_RATE_HZ)
-    emitted = 0  # samples at 16 kHz so far, gaps included
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    emitted = 0  # samples at `rate` so far, gaps included
     gap_s = 0.0
     damage: _Damage | None = None
     n_channels = 2 if layout == "stereo" else 1
@@ -192,9 +193,9 @@ def _decode_frames(info: AudioInfo, layout: str) -> Iterator[tuple[np.ndarray, A
                     continue
                 if damage is not None and frames:
                     # Audio decodes again: the damage before it becomes silence of its length.
-                    n = int(round(damage.estimate_s(byte_rate) * SAMPLE_RATE_HZ))
-                    gap = AudioGap(start_s=round(emitted / SAMPLE_RATE_HZ, 3),
-                                   end_s=round((emitted + n) / SAMPLE_RATE_HZ, 3), size_bytes=damage.size_bytes)
+                    n = int(round(damage.estimate_s(byte_rate) * rate))
+                    gap = AudioGap(start_s=round(emitted / rate, 3),
+                                   end_s=round((emitted + n) / rate, 3), size_bytes=damage.size_bytes)
                     logger.warning("%s: %d undecodable bytes at %.1f s, analysed as %.1f s of silence", info.path,
                                    damage.size_bytes, gap.start_s, gap.duration_s)
                     yield np.zeros((n_channels, n), np.float32), gap
@@ -210,18 +211,18 @@ def _decode_frames(info: AudioInfo, layout: str) -> Iterator[tuple[np.ndarray, A
                 emitted += array.shape[1]
                 yield array, None
     except av.error.FFmpegError as error:
-        raise AudioError(info.path, f"corrupt audio after {emitted / SAMPLE_RATE_HZ:.1f} s "
+        raise AudioError(info.path, f"corrupt audio after {emitted / rate:.1f} s "
                                     f"({_ffmpeg_reason(error)})") from error
     finally:
         # PyAV's resampler holds native buffers until a collection runs (faster-whisper issue #390).
         del resampler
         gc.collect()
-    decoded_s = emitted / SAMPLE_RATE_HZ - gap_s
+    decoded_s = emitted / rate - gap_s
     if decoded_s == 0.0:
         raise AudioError(info.path, "no audio could be decoded")
     declared = info.declared_duration_s
     # Damage that runs to the end of the file (nothing decoded after it) is part of what is missing.
-    total_s = emitted / SAMPLE_RATE_HZ
+    total_s = emitted / rate
     if declared and declared - total_s > max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_RATIO * declared):
         raise AudioError(info.path, f"truncated: decoded {total_s:.1f} s of the {declared:.1f} s its header "
                                     "declares")
@@ -236,15 +237,16 @@ def _packets(container, stream, info: AudioInfo) -> Iterator:
         logger.warning("%s: the container stops being readable (%s)", info.path, _ffmpeg_reason(error))
 
 
-def iter_frames(info: AudioInfo) -> Iterator[tuple[np.ndarray, AudioGap | None]]:
+def iter_frames(info: AudioInfo, rate: int = SAMPLE_RATE_HZ) -> Iterator[tuple[np.ndarray, AudioGap | None]]:
     """The recording as the decoder hands it out, for consumers that stream and need no blocks (the audio copy):
-    (channels, n) float32 arrays at 16 kHz in order, each with the damaged stretch it stands in for as silence
-    (None for decoded audio). Channels as `iter_blocks` gives them: two stay two, any other count becomes one.
+    (channels, n) float32 arrays at `rate` (16 kHz unless asked otherwise) in order, each with the damaged
+    stretch it stands in for as silence (None for decoded audio). Channels as `iter_blocks` gives them: two stay
+    two, any other count becomes one.
 
     Raises:
         AudioError: as `iter_blocks`, after the frames decoded before the problem.
     """
-    return _decode_frames(info, _output_layout(info))
+    return _decode_frames(info, _output_layout(info), rate)
 
 
 def _output_layout(info: AudioInfo) -> str:
