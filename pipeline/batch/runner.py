@@ -69,6 +69,95 @@ def _claim_gone_or_lapsed(claims: Claims, call_id: str) -> bool:
     return holder is None or not holder.live(claims.clock())
 
 
+class _Dispatch:
+    """One run's calls on the cluster: at most `in_flight` chains of tasks at once, a new call started as each
+    one finishes; calls another run holds are set aside and tried again once its claim is gone or has lapsed."""
+
+    def __init__(self, job: BatchJob, records: list[CallRecord], client, *, plugin_name: str, gpus: int,
+                 in_flight: int, keeper: _ClaimKeeper, hook: ProgressHook) -> None:
+        from distributed import as_completed
+
+        self.job, self.client, self.plugin_name, self.keeper, self.hook = job, client, plugin_name, keeper, hook
+        self.total, self.in_flight = len(records), in_flight
+        self.asr_resources = {"GPU": 1} if gpus else None
+        self.pending = deque(records)
+        self.call_of: dict[str, str] = {}  # future key -> call id
+        self.outcomes: dict[str, CallOutcome] = {}
+        self.held_elsewhere: dict[str, tuple[CallRecord, CallOutcome]] = {}
+        self.attempts: dict[str, int] = {}
+        self.futures = as_completed()
+
+    def run(self, claims: Claims, poll_s: float) -> None:
+        """Every call to its outcome; a call still held by another run after a whole claim lifetime is reported
+        as held."""
+        self.drain()
+        waited_since = time.monotonic()
+        while self.held_elsewhere and time.monotonic() - waited_since < claims.ttl_s + poll_s:
+            self.keeper.stopping.wait(poll_s)
+            ready = [call_id for call_id in self.held_elsewhere if _claim_gone_or_lapsed(claims, call_id)]
+            for call_id in ready:
+                self.pending.append(self.held_elsewhere.pop(call_id)[0])
+            if ready:
+                self.drain()
+        for _record, outcome in self.held_elsewhere.values():
+            self.finished(outcome)
+
+    def start_next(self) -> None:
+        if not self.pending:
+            return
+        record = self.pending.popleft()
+        attempt = self.attempts[record.call_id] = self.attempts.get(record.call_id, 0) + 1
+        future = self.client.submit(prepare_call, record, self.plugin_name, pure=False,
+                                    key=f"prepare-{self.job.run_id}-{record.call_id}-{attempt}")
+        self.call_of[future.key] = record.call_id
+        self.keeper.hold(record.call_id)
+        self.futures.add(future)
+
+    def finished(self, outcome: CallOutcome) -> None:
+        self.keeper.drop(outcome.call_id)
+        self.outcomes[outcome.call_id] = outcome
+        self.hook("call", outcome, completed=len(self.outcomes), total=self.total)
+        self.start_next()
+
+    def drain(self) -> None:
+        """Start calls up to the limit, then handle each task as it completes until none is left."""
+        for _ in range(min(self.in_flight, len(self.pending))):
+            self.start_next()
+        for future in self.futures:
+            call_id = self.call_of.pop(future.key)
+            try:
+                value = future.result()
+            except Exception as error:  # the task itself could not run: its worker died too often, say
+                self.finished(CallOutcome(call_id=call_id, status="failed",
+                                          reason=f"{type(error).__name__}: {error}"))
+                continue
+            finally:
+                future.release()
+            self.completed(call_id, value)
+
+    def completed(self, call_id: str, value: CallOutcome | Prepared) -> None:
+        if isinstance(value, CallOutcome):
+            self.finished(value)
+        elif value.action == "analyze":
+            run_id, plugin_name = self.job.run_id, self.plugin_name
+            transcribed = self.client.submit(transcribe_call, value, plugin_name, resources=self.asr_resources,
+                                             key=f"transcribe-{run_id}-{call_id}", pure=False)
+            stored = self.client.submit(finish_call, transcribed, plugin_name, key=f"finish-{run_id}-{call_id}",
+                                        pure=False)
+            self.call_of[stored.key] = call_id
+            self.futures.add(stored)
+            del transcribed  # `stored` keeps it alive on the cluster until it is needed
+        elif value.action == "claimed":
+            self.keeper.drop(call_id)
+            self.held_elsewhere[call_id] = (value.record, CallOutcome(call_id=call_id, status="skipped",
+                                                                      reason=value.reason))
+            self.start_next()
+        else:
+            status = {"skip": "skipped", "rescored": "rescored", "failed": "failed"}[value.action]
+            self.finished(CallOutcome(call_id=call_id, status=status, reason=value.reason,
+                                      audio_s=value.duration_s))
+
+
 def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: DeriveSetup | None,
               asr_threads: int = 0, hook: ProgressHook | None = None, poll_s: float = 2.0) -> RunSummary:
     """Process `records` on the cluster behind `client`; returns what happened to each call.
@@ -86,9 +175,6 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: Derive
         hook: progress: `hook("call", outcome, completed=calls done, total=calls)` as each call finishes.
         poll_s: how often to look at the claims of calls held by another run.
     """
-    from distributed import as_completed
-
-    hook = hook or no_progress
     from pipeline.stores import open_store
 
     started = time.perf_counter()
@@ -101,7 +187,6 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: Derive
     client.register_plugin(CallqaWorkerPlugin(job, setup, cpu_threads=asr_threads,
                                               concurrent_calls=slots if gpus else 1, rate_share=1 / (workers + 1)),
                            name=plugin_name)
-    asr_resources = {"GPU": 1} if gpus else None
     in_flight = job.settings.run.max_in_flight or 4 * (slots * gpus if gpus else workers)
     logger.info("run %s: %d calls, %d in flight, %s", job.run_id, len(records), in_flight,
                 f"{gpus} GPU workers" if gpus else f"{workers} CPU workers")
@@ -109,80 +194,17 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: Derive
     claims = Claims(open_store(job.store, job.settings.s3), job.run_id, ttl_s=ttl_s)
     keeper = _ClaimKeeper(claims, ttl_s / 3)
     keeper.start()
-
-    pending = deque(records)
-    call_of: dict[str, str] = {}  # future key -> call id
-    outcomes: dict[str, CallOutcome] = {}
-    held_elsewhere: dict[str, tuple[CallRecord, CallOutcome]] = {}
-    attempts: dict[str, int] = {}
-    futures = as_completed()
-
-    def start_next() -> None:
-        if pending:
-            record = pending.popleft()
-            attempts[record.call_id] = attempts.get(record.call_id, 0) + 1
-            future = client.submit(prepare_call, record, plugin_name, pure=False,
-                                   key=f"prepare-{job.run_id}-{record.call_id}-{attempts[record.call_id]}")
-            call_of[future.key] = record.call_id
-            keeper.hold(record.call_id)
-            futures.add(future)
-
-    def finished(outcome: CallOutcome) -> None:
-        keeper.drop(outcome.call_id)
-        outcomes[outcome.call_id] = outcome
-        hook("call", outcome, completed=len(outcomes), total=len(records))
-        start_next()
-
-    def drain() -> None:
-        for _ in range(min(in_flight, len(pending))):
-            start_next()
-        for future in futures:
-            call_id = call_of.pop(future.key)
-            try:
-                value = future.result()
-            except Exception as error:  # the task itself could not run: its worker died too often, say
-                finished(CallOutcome(call_id=call_id, status="failed", reason=f"{type(error).__name__}: {error}"))
-                continue
-            finally:
-                future.release()
-            if isinstance(value, CallOutcome):
-                finished(value)
-            elif isinstance(value, Prepared) and value.action == "analyze":
-                transcribed = client.submit(transcribe_call, value, plugin_name, resources=asr_resources,
-                                            key=f"transcribe-{job.run_id}-{call_id}", pure=False)
-                stored = client.submit(finish_call, transcribed, plugin_name, key=f"finish-{job.run_id}-{call_id}",
-                                       pure=False)
-                call_of[stored.key] = call_id
-                futures.add(stored)
-                del transcribed  # `stored` keeps it alive on the cluster until it is needed
-            elif isinstance(value, Prepared) and value.action == "claimed":
-                keeper.drop(call_id)
-                held_elsewhere[call_id] = (value.record, CallOutcome(call_id=call_id, status="skipped",
-                                                                     reason=value.reason))
-                start_next()
-            else:
-                status = {"skip": "skipped", "rescored": "rescored", "failed": "failed"}[value.action]
-                finished(CallOutcome(call_id=call_id, status=status, reason=value.reason, audio_s=value.duration_s))
-
+    dispatch = _Dispatch(job, records, client, plugin_name=plugin_name, gpus=gpus, in_flight=in_flight,
+                         keeper=keeper, hook=hook or no_progress)
     try:
-        drain()
-        waited_since = time.monotonic()
-        while held_elsewhere and time.monotonic() - waited_since < ttl_s + poll_s:
-            keeper.stopping.wait(poll_s)
-            ready = [call_id for call_id in held_elsewhere if _claim_gone_or_lapsed(claims, call_id)]
-            for call_id in ready:
-                pending.append(held_elsewhere.pop(call_id)[0])
-            if ready:
-                drain()
-        for _record, outcome in held_elsewhere.values():  # still held after a whole claim lifetime
-            finished(outcome)
+        dispatch.run(claims, poll_s)
     finally:
         keeper.stopping.set()
-    try:
-        client.unregister_worker_plugin(plugin_name)
-    except Exception:  # a worker that left already has nothing to unregister
-        logger.debug("unregistering %s failed", plugin_name, exc_info=True)
+        try:  # also when the run fails: the workers' teardown removes their recordings folders
+            client.unregister_worker_plugin(plugin_name)
+        except Exception:  # a worker that left already has nothing to unregister
+            logger.debug("unregistering %s failed", plugin_name, exc_info=True)
     return RunSummary(run_id=job.run_id, source=job.source, store=job.store, started_at=started_at,
                       finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
                       wall_s=round(time.perf_counter() - started, 2),
-                      calls=sorted(outcomes.values(), key=lambda outcome: outcome.call_id))
+                      calls=sorted(dispatch.outcomes.values(), key=lambda outcome: outcome.call_id))
