@@ -99,7 +99,7 @@ def perform_run(settings: Settings, *, window: TimeWindow | None = None, label: 
     with open_cluster(options, settings.device) as (client, plan):
         hook("cluster", f"{plan.describe() if plan else options.scheduler}; dashboard {client.dashboard_link}")
         summary = run_batch(job, records, client, setup=setup, asr_threads=plan.asr_threads if plan else 0,
-                            hook=hook)
+                            hook=hook, clock=clock)
     published, crm, crm_error = None, None, None
     if isinstance(call_source, Bitrix24Source):
         from pipeline.publish import publish_stored

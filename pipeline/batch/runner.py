@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pipeline.batch.claims import Claims
@@ -159,7 +160,8 @@ class _Dispatch:
 
 
 def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: DeriveSetup | None,
-              asr_threads: int = 0, hook: ProgressHook | None = None, poll_s: float = 2.0) -> RunSummary:
+              asr_threads: int = 0, hook: ProgressHook | None = None, poll_s: float = 2.0,
+              clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunSummary:
     """Process `records` on the cluster behind `client`; returns what happened to each call.
 
     A call another run is working on (it holds the call's claim) is tried again once that claim is gone (the
@@ -174,11 +176,12 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: Derive
         asr_threads: CPU threads for each worker's ASR (0: the ASR's default).
         hook: progress: `hook("call", outcome, completed=calls done, total=calls)` as each call finishes.
         poll_s: how often to look at the claims of calls held by another run.
+        clock: the time the summary's start and finish are stamped with.
     """
     from pipeline.stores import open_store
 
     started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started_at = clock().isoformat(timespec="seconds")
     plugin_name = f"callqa-{job.run_id}"
     gpus = _gpu_workers(client)
     slots = job.settings.run.gpu_slots
@@ -205,6 +208,6 @@ def run_batch(job: BatchJob, records: list[CallRecord], client, *, setup: Derive
         except Exception:  # a worker that left already has nothing to unregister
             logger.debug("unregistering %s failed", plugin_name, exc_info=True)
     return RunSummary(run_id=job.run_id, source=job.source, store=job.store, started_at=started_at,
-                      finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                      finished_at=clock().isoformat(timespec="seconds"),
                       wall_s=round(time.perf_counter() - started, 2),
                       calls=sorted(dispatch.outcomes.values(), key=lambda outcome: outcome.call_id))

@@ -185,16 +185,18 @@ class CallIndex:
         return len(todo)
 
     def _calls_of_run(self, run_id: str) -> tuple[set[str], bool]:
-        import json
+        """The calls a run stored a new result for, and whether the run has finished (its record written)."""
+        from pipeline.batch.job import RunSummary
 
         data = self.store.read(run_key(run_id))
+        if not data:
+            return set(), False
         try:
-            summary = json.loads(data) if data else {}
-        except ValueError:
+            summary = RunSummary.model_validate_json(data)
+        except ValueError:  # pydantic's ValidationError too
             return set(), True  # an unreadable run record tells nothing; not looked at again
-        calls = {str(o.get("call_id")) for o in summary.get("calls") or []
-                 if o.get("status") in ("processed", "rescored")}
-        return calls, bool(summary.get("finished_at"))
+        calls = {outcome.call_id for outcome in summary.calls if outcome.status in ("processed", "rescored")}
+        return calls, bool(summary.finished_at)
 
     def put(self, result: CallResult) -> None:
         """(Re-)index one call."""
