@@ -3,20 +3,23 @@
 A worker removes its folder when the run unregisters its plugin. A worker that is killed (out of memory, the
 operator's kill, a crashed run) never gets that far, and its folder, sometimes with a recording in it, would
 stay in the temporary folder for good: personal data nobody looks after, and one more folder a night. So the
-folder's name carries the process id, and each worker, when it makes its own, first removes those of processes
-that are gone. The temporary folder is per machine, and so is a process id: a worker only ever sweeps what
-workers of its own machine left.
+folder's name carries the process id and the machine's name (`callqa-recordings-<pid>@<host>+<run id>-...`), and
+each worker, when it makes its own, first removes those of its machine's processes that are gone. A process id
+means something only on its own machine (or container), so a temporary folder shared with others is safe: their
+folders are never touched.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
-__all__ = ["PREFIX", "make_recordings_folder", "sweep_orphaned"]
+__all__ = ["PREFIX", "host_tag", "make_recordings_folder", "sweep_orphaned"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,21 +31,28 @@ def make_recordings_folder(run_id: str, parent: Path | None = None) -> Path:
     after sweeping the folders of dead processes."""
     parent = parent or Path(tempfile.gettempdir())
     sweep_orphaned(parent)
-    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{run_id}-", dir=parent))
+    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}@{host_tag()}+{run_id}-", dir=parent))
 
 
 def sweep_orphaned(parent: Path) -> list[Path]:
-    """Remove the recordings folders under `parent` whose process is gone; returns them."""
+    """Remove the recordings folders under `parent` of this machine's processes that are gone; returns them."""
     removed = []
-    for folder in parent.glob(f"{PREFIX}*"):
-        pid = folder.name[len(PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)) or not folder.is_dir() or folder.is_symlink():
+    host = host_tag()
+    for folder in parent.glob(f"{PREFIX}*@*+*"):
+        pid, _, rest = folder.name[len(PREFIX):].partition("@")
+        if (not pid.isdigit() or rest.partition("+")[0] != host or _alive(int(pid)) or not folder.is_dir()
+                or folder.is_symlink()):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     if removed:
         logger.info("removed %d recordings folder(s) left by workers that were killed", len(removed))
     return removed
+
+
+def host_tag() -> str:
+    """This machine's name as the folders carry it: never "@" or "+", which separate the parts."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
 
 
 def _alive(pid: int) -> bool:
