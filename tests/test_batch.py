@@ -429,3 +429,24 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     workbench = services["workbench"]
     assert workbench["command"][:2] == ["callqa", "serve"] and workbench["ports"] == ["127.0.0.1:8080:8080"]
     assert CALLS.is_dir()
+
+
+def test_a_worker_s_heartbeat_failing_as_it_shuts_down_is_not_shown_and_other_failures_are() -> None:
+    """A worker's heartbeat that meets its own connections closing (the run's cluster shutting down, a race
+    inside Dask) logged a traceback on the run's stderr now and then; a heartbeat failing otherwise is news."""
+    import logging
+
+    from distributed.comm.core import CommClosedError
+
+    from pipeline.batch.worker import ClosingHeartbeatFilter
+
+    def record(message: str, error: BaseException | None) -> logging.LogRecord:
+        info = (type(error), error, None) if error else None
+        return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, message, (), info)
+
+    heartbeat = "Failed to communicate with scheduler during heartbeat."
+    keeps = ClosingHeartbeatFilter().filter
+    assert not keeps(record(heartbeat, CommClosedError("ConnectionPool closing.")))
+    assert keeps(record(heartbeat, OSError("Timed out trying to connect to tcp://127.0.0.1:8786")))
+    assert keeps(record(heartbeat, None))
+    assert keeps(record("Compute Failed", CommClosedError("ConnectionPool closing.")))

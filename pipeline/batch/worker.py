@@ -46,7 +46,7 @@ from pipeline.transcript import Transcript, read_transcript
 if TYPE_CHECKING:
     from pipeline.audio_copy import BackgroundCopy
 
-__all__ = ["CallqaWorkerPlugin", "finish_call", "prepare_call", "transcribe_call"]
+__all__ = ["CallqaWorkerPlugin", "ClosingHeartbeatFilter", "finish_call", "prepare_call", "transcribe_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,18 @@ class _built_once(functools.cached_property):
             return super().__get__(instance, owner)
 
 
+class ClosingHeartbeatFilter(logging.Filter):
+    """Drops the error a worker logs when its heartbeat meets its own connections closing: the worker is shutting
+    down with the run's cluster, a race inside Dask whose traceback tells an operator nothing. Any other failed
+    heartbeat (the scheduler gone or unreachable while the worker runs) is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Failed to communicate with scheduler during heartbeat"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        return not (error is not None and "ConnectionPool closing" in str(error))
+
+
 class CallqaWorkerPlugin(WorkerPlugin):
     """Per-worker state of one run: the job, the derive setup, the source and store clients, the analyzer."""
 
@@ -79,6 +91,9 @@ class CallqaWorkerPlugin(WorkerPlugin):
 
     def setup(self, worker) -> None:
         self.worker_name = str(worker.name)
+        heartbeat = logging.getLogger("distributed.worker")
+        if not any(isinstance(each, ClosingHeartbeatFilter) for each in heartbeat.filters):  # once per process
+            heartbeat.addFilter(ClosingHeartbeatFilter())
 
     def teardown(self, worker) -> None:
         if "recordings" in self.__dict__:  # made on first use
