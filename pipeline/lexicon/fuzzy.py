@@ -24,8 +24,9 @@ import re
 from rapidfuzz.distance import Levenshtein
 
 from pipeline.lexicon.text import is_known_word
+from pipeline.support.russian import NEGATIONS
 
-__all__ = ["DEFAULT_SIMILARITY", "MIN_FUZZY_LETTERS", "NEGATIONS", "is_skippable", "phonetic_key", "resemblance",
+__all__ = ["DEFAULT_SIMILARITY", "MIN_FUZZY_LETTERS", "is_skippable", "phonetic_key", "resemblance",
            "similarity", "similarity_rejoined"]
 
 # `fuzzy: true`, as the lexicon contract says: one wrong letter in five, two in ten; a phonetic key equal counts
@@ -86,7 +87,6 @@ def similarity(heard: str, meant: str) -> float:
 # A word a recogniser drops without changing what was meant: prepositions, conjunctions, particles and the
 # shortest adverbs ("уже", "еще", "там"); never a negation.
 _SKIPPABLE_PARTS = {"PREP", "CONJ", "PRCL"}
-NEGATIONS = frozenset({"не", "ни", "нет", "без"})
 
 
 def is_skippable(surface: str, part_of_speech: str | None) -> bool:

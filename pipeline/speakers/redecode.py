@@ -39,6 +39,7 @@ from pipeline.speakers.channels import (
     span_frames,
     speaking_frames,
 )
+from pipeline.support.russian import NEGATIONS
 
 __all__ = ["LegPatch", "PackedTurns", "apply_leg_patches", "leg_turns", "mean_log_prob", "pack_turns",
            "unpack_words"]
@@ -50,7 +51,6 @@ _MIN_PROB = 1e-3  # a word's probability floor in log-probabilities (Whisper rep
 # again alone, a turn can lose its first short word ("Не знаю, надо подумать" became "знаю, надо подумать"), and
 # a lost "не" turns an objection into agreement. Other edge words of the mix are more often the other party's
 # leaking in, and keeping them all made the client's words worse (bench/README.md).
-_NEGATIONS = frozenset({"не", "нет", "ни"})
 _NEGATION_MIN_PROB = 0.5
 
 
@@ -158,8 +158,8 @@ def _prefer_leg(mixed: Sequence[AsrWord], leg: Sequence[AsrWord], options: Chann
 
 
 def _edge_negation(mixed: AsrWord, leg: Sequence[AsrWord]) -> bool:
-    """Whether the mix's word is a negation the leg's words lack at their start or end (see `_NEGATIONS`)."""
-    if mixed.prob < _NEGATION_MIN_PROB or mixed.text.strip(" ,.!?;:-–—…").lower() not in _NEGATIONS:
+    """Whether the mix's word is a negation the leg's words lack at their start or end (see `_NEGATION_MIN_PROB`)."""
+    if mixed.prob < _NEGATION_MIN_PROB or mixed.text.strip(" ,.!?;:-–—…").lower() not in NEGATIONS:
         return False
     return mixed.end <= leg[0].start or mixed.start >= leg[-1].end
 

@@ -1,9 +1,14 @@
 """How callqa speaks to its Russian readers (deal comments, scorecard notes, the QA lead's commands, reports):
-role names, times in the call, and numbers with the right word form. One home, so every page says it alike."""
+role names, times in the call, and numbers with the right word form. One home, so every page says it alike.
+Also the one fact of Russian that both halves of the analysis need: which words negate."""
 
 from __future__ import annotations
 
-__all__ = ["ROLE_RU", "VERDICT_RU", "call_time", "call_time_tenths", "plural", "times"]
+__all__ = ["NEGATIONS", "ROLE_RU", "VERDICT_RU", "call_time", "call_time_tenths", "plural", "times"]
+
+# Words that turn what follows into its opposite: never absorbed or skipped by tolerant matching, never lost when
+# a client's turn is heard again.
+NEGATIONS = frozenset({"не", "ни", "нет", "без"})
 
 ROLE_RU = {"manager": "менеджер", "client": "клиент", "any": "любая сторона", "unknown": "не определено"}
 VERDICT_RU = {"met": "выполнен", "not_met": "не выполнен", "uncertain": "не удалось надёжно распознать",
