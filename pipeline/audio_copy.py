@@ -86,11 +86,10 @@ def encode_audio_copy(recording: str | Path, target: str | Path, *,
                       kbps_per_channel: int = KBPS_PER_CHANNEL) -> AudioCopy:
     """Encode `recording` (any format the analysis reads) as Opus in WebM at `target`.
 
-    Streams: frames are decoded, resampled (to 8 kHz for a recording sampled at 8 kHz or less, a telephone
-    line's; else to 16 kHz, what the analysis hears) and encoded one by one, so a four-hour call takes no more
-    memory than a minute. Two channels stay two, more
-    are mixed to one. Damaged stretches become silence of their length; a recording that stops decoding part of
-    the way is copied up to there (`complete` False) and the reason logged.
+    Streams: frames are decoded, resampled (to 8 kHz for a telephone recording, sampled at 8 kHz or less; else
+    to 16 kHz, what the analysis hears) and encoded one by one, so a four-hour call takes no more memory than a
+    minute. Two channels stay two, more are mixed to one. Damaged stretches become silence of their length; a
+    recording that stops decoding part of the way is copied up to there (`complete` False) and the reason logged.
 
     Args:
         recording: the recording.
