@@ -10,7 +10,9 @@ audio in blocks, exactly as the analyzer does, and timed apart from ASR:
   is printed for it. On the GPU box pass the real folder (`--pyannote models/pyannote/community-1`).
 
 Then the whole analysis of each call (ASR included) from its mono and its stereo file, for the share diarization
-takes and for the role figures: DER (0.25 s collar) and words given the wrong role, mono against stereo.
+takes and for the role figures: DER (0.25 s collar) and words given the wrong role, mono against stereo; and the
+mono file again with `speakers.sentence_run_s: 0`, the words left where the diarizer's segments put them (the
+baseline of keeping a sentence's words together, pipeline/speakers/assign.py).
 
     .venv/bin/python bench/diarization.py [--pyannote DIR] [--device cpu|cuda]
 """
@@ -95,14 +97,23 @@ def main() -> int:
     if arguments.pyannote is None:
         print("(pyannote timed on the first call only and scaled; the stand-in's labels are not measured)")
 
-    analyzer = CallAnalyzer(load_settings(device="cpu"), setup=DeriveSetup.load())
+    setup = DeriveSetup.load()
+    analyzer = CallAnalyzer(load_settings(device="cpu"), setup=setup)
+    # The baseline of the sentence realignment (assign.py): the words left where the diarizer's segments put them.
+    unaligned = CallAnalyzer(load_settings(device="cpu", speakers=SpeakerOptions(sentence_run_s=0)), setup=setup)
     mono_s = stereo_s = 0.0
-    mono_wrong = mono_words = stereo_wrong = stereo_words = 0
-    print(f"\n{'call':13} {'manager voice':>13} {'DER':>6} {'wrong roles mono':>17} {'stereo':>8} {'confidence':>10}")
+    mono_wrong = mono_words = stereo_wrong = stereo_words = unaligned_wrong = 0
+    print(f"\n{'call':13} {'manager voice':>13} {'DER':>6} {'wrong roles mono':>17} {'stereo':>8} {'confidence':>10} "
+          f"{'mono, words as segmented':>25}")
     for call in SAMPLE_CALLS:
         started = time.perf_counter()
         mono = analyzer.analyze(call.mono, direction=call.direction)
         mono_s += time.perf_counter() - started
+        as_segmented = unaligned.analyze(call.mono, direction=call.direction)
+        unaligned_der = diarization_error_rate([(u.role, u.start, u.end) for u in call.utterances],
+                                               hypothesis(as_segmented))
+        wrong_unaligned = len(role_errors(as_segmented.words, call.utterances))
+        unaligned_wrong += wrong_unaligned
         started = time.perf_counter()
         stereo = analyzer.analyze(call.stereo, manager_channel=call.manager_channel, direction=call.direction)
         stereo_s += time.perf_counter() - started
@@ -112,9 +123,11 @@ def main() -> int:
         mono_wrong, mono_words = mono_wrong + wrong_mono, mono_words + len(mono.words)
         stereo_wrong, stereo_words = stereo_wrong + wrong_stereo, stereo_words + len(stereo.words)
         print(f"{call.call_id:13} {call.manager_voice:>13} {der:6.3f} {wrong_mono:>9}/{len(mono.words):<7} "
-              f"{wrong_stereo:>3}/{len(stereo.words):<4} {mono.role_detection.confidence!s:>10}")
+              f"{wrong_stereo:>3}/{len(stereo.words):<4} {mono.role_detection.confidence!s:>10} "
+              f"{wrong_unaligned:>9}/{len(as_segmented.words):<4} DER {unaligned_der:.3f}")
     print(f"words with the wrong role: mono {mono_wrong}/{mono_words} ({mono_wrong / mono_words:.1%}), "
-          f"stereo {stereo_wrong}/{stereo_words} ({stereo_wrong / stereo_words:.1%})")
+          f"stereo {stereo_wrong}/{stereo_words} ({stereo_wrong / stereo_words:.1%}); mono with the words where "
+          f"the diarizer's segments put them (sentence_run_s 0) {unaligned_wrong}/{mono_words}")
     print(f"whole analysis, ASR included: mono {mono_s:.1f} s, stereo {stereo_s:.1f} s "
           f"(ratio mono / stereo {mono_s / stereo_s:.2f}); embedded diarization alone "
           f"{rows[0][1] / mono_s:.0%} of the mono analysis")

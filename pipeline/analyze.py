@@ -52,7 +52,7 @@ from pipeline.speakers import (
     mark_overlaps,
     single_speaker,
 )
-from pipeline.speakers.assign import assign_speakers
+from pipeline.speakers.assign import assign_speakers, realign_to_sentences
 from pipeline.speakers.diarization import DiarizerSession
 from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find_overlap_windows
 from pipeline.speakers.redecode import LegPatch, apply_leg_patches, leg_turns, pack_turns, unpack_words
@@ -375,7 +375,8 @@ class CallAnalyzer:
                                                 "not separated, roles are unknown"])
         if not diarization.segments:
             return replace(undivided, backend=(diarization.backend, diarization.version))
-        speaker_words = assign_speakers(asr_words, diarization.segments)
+        speaker_words = realign_to_sentences(assign_speakers(asr_words, diarization.segments),
+                                             max_run_s=self.settings.speakers.sentence_run_s)
         ordered = sorted(speaker_words, key=lambda sw: (sw.word.start, sw.word.end))
         speakers = list(dict.fromkeys(sw.speaker for sw in ordered))
         match = None

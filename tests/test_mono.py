@@ -17,7 +17,8 @@ from pipeline.asr import AsrWord
 from pipeline.audio import SAMPLE_RATE_HZ, decode_all
 from pipeline.metrics import speech_intervals
 from pipeline.schema import CallResult
-from pipeline.speakers.assign import assign_speakers
+from pipeline.speakers.assign import assign_speakers, realign_to_sentences
+from pipeline.speakers.base import SpeakerWord
 from pipeline.speakers.diarization import DiarizationSegment
 from tests.audio_write import write_audio
 from tests.conftest import SAMPLE_CALLS, common_voice_clips, join_clips
@@ -99,6 +100,41 @@ def test_words_get_the_speaker_covering_most_of_them() -> None:
                                segments)
     assert [a.speaker for a in assigned] == ["S1", "S2", "S2", "S1", "S1"]
     assert [a.overlap for a in assigned] == [False, True, False, True, False]
+
+
+def _spoken(*items: tuple[str, str], pause_before: dict[int, float] | None = None) -> list[SpeakerWord]:
+    """Words 0.3 s long, 0.1 s apart (plus `pause_before[i]` before word i), with their speakers."""
+    words, start = [], 0.0
+    for index, (text, speaker) in enumerate(items):
+        start += (pause_before or {}).get(index, 0.0)
+        words.append(SpeakerWord(word=AsrWord(start=start, end=start + 0.3, text=text, prob=0.9), speaker=speaker))
+        start += 0.4
+    return words
+
+
+def test_a_sentences_edge_words_go_to_its_speaker() -> None:
+    """The mis-attributions of the sample calls' mono mixes: a diarizer's window straddling a change of speaker
+    gives a sentence's first or last words to the other party; the sentence's full stop says whose they are."""
+    said = _spoken(("Меня", "S1"), ("зовут", "S1"), ("Алексей,", "S1"), ("вам", "S1"), ("удобно", "S1"),
+                   ("сейчас", "S1"), ("говорить.", "S2"), ("Да,", "S2"), ("слушаю", "S2"), ("вас.", "S2"),
+                   ("Понял,", "S2"), ("а", "S1"), ("какой", "S1"), ("объем?", "S1"))
+    realigned = realign_to_sentences(said, max_run_s=1.6)
+    assert [item.speaker for item in realigned] == ["S1"] * 7 + ["S2"] * 3 + ["S1"] * 4
+    assert [item.word for item in realigned] == [item.word for item in said]
+    assert realign_to_sentences(said, max_run_s=0) == said
+
+
+def test_a_change_of_speaker_the_sentence_cannot_decide_stays() -> None:
+    # As many words each: no main speaker.
+    even = _spoken(("Сколько", "S2"), ("окон?", "S1"))
+    assert realign_to_sentences(even, max_run_s=1.6) == even
+    # The other party's run is longer than a diarizer's window: its own finding, not a straddled window.
+    long_run = _spoken(*[("да", "S2")] * 5, *[("слово", "S1")] * 8, ("конец.", "S1"))
+    assert realign_to_sentences(long_run, max_run_s=1.6) == long_run
+    # A pause ends a sentence though Whisper wrote no full stop: the answer in it is the other party's.
+    paused = _spoken(("Вам", "S1"), ("удобно", "S1"), ("говорить", "S1"), ("да", "S2"),
+                     pause_before={3: 1.2})
+    assert realign_to_sentences(paused, max_run_s=1.6) == paused
 
 
 def test_dual_mono_is_diarized_like_mono(analyzer, tmp_path: Path) -> None:
