@@ -11,8 +11,8 @@ audio in blocks, exactly as the analyzer does, and timed apart from ASR:
 
 Then the whole analysis of each call (ASR included) from its mono and its stereo file, for the share diarization
 takes and for the role figures: DER (0.25 s collar) and words given the wrong role, mono against stereo; and the
-mono file again with `speakers.sentence_run_s: 0`, the words left where the diarizer's segments put them (the
-baseline of keeping a sentence's words together, pipeline/speakers/assign.py).
+mono file again with `speakers.sentence_run_s: 0` and `short_sentence_s: 0`, the words left where the diarizer's
+segments put them (the baseline of the sentence rules, pipeline/speakers/sentences.py).
 
     .venv/bin/python bench/diarization.py [--pyannote DIR] [--device cpu|cuda]
 """
@@ -99,8 +99,9 @@ def main() -> int:
 
     setup = DeriveSetup.load()
     analyzer = CallAnalyzer(load_settings(device="cpu"), setup=setup)
-    # The baseline of the sentence realignment (assign.py): the words left where the diarizer's segments put them.
-    unaligned = CallAnalyzer(load_settings(device="cpu", speakers=SpeakerOptions(sentence_run_s=0)), setup=setup)
+    # The baseline of the sentence rules (sentences.py): the words left where the diarizer's segments put them.
+    unaligned = CallAnalyzer(load_settings(device="cpu", speakers=SpeakerOptions(sentence_run_s=0, short_sentence_s=0)),
+                             setup=setup)
     mono_s = stereo_s = 0.0
     mono_wrong = mono_words = stereo_wrong = stereo_words = unaligned_wrong = 0
     print(f"\n{'call':13} {'manager voice':>13} {'DER':>6} {'wrong roles mono':>17} {'stereo':>8} {'confidence':>10} "
@@ -127,7 +128,7 @@ def main() -> int:
               f"{wrong_unaligned:>9}/{len(as_segmented.words):<4} DER {unaligned_der:.3f}")
     print(f"words with the wrong role: mono {mono_wrong}/{mono_words} ({mono_wrong / mono_words:.1%}), "
           f"stereo {stereo_wrong}/{stereo_words} ({stereo_wrong / stereo_words:.1%}); mono with the words where "
-          f"the diarizer's segments put them (sentence_run_s 0) {unaligned_wrong}/{mono_words}")
+          f"the diarizer's segments put them (sentence_run_s and short_sentence_s 0) {unaligned_wrong}/{mono_words}")
     print(f"whole analysis, ASR included: mono {mono_s:.1f} s, stereo {stereo_s:.1f} s "
           f"(ratio mono / stereo {mono_s / stereo_s:.2f}); embedded diarization alone "
           f"{rows[0][1] / mono_s:.0%} of the mono analysis")

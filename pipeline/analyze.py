@@ -52,10 +52,16 @@ from pipeline.speakers import (
     mark_overlaps,
     single_speaker,
 )
-from pipeline.speakers.assign import assign_speakers, realign_to_sentences
+from pipeline.speakers.assign import assign_speakers
 from pipeline.speakers.diarization import DiarizerSession
 from pipeline.speakers.overlaps import OverlapPatch, apply_overlap_patches, find_overlap_windows
 from pipeline.speakers.redecode import LegPatch, apply_leg_patches, leg_turns, pack_turns, unpack_words
+from pipeline.speakers.sentences import (
+    SentenceVoice,
+    embed_short_sentences,
+    realign_to_sentences,
+    settle_short_sentences,
+)
 from pipeline.speakers.voiceprints import Voiceprint, mean_voice
 from pipeline.speakers.voices import VoiceWindows, embed_speech
 from pipeline.support.progress import ProgressHook, no_progress
@@ -80,6 +86,7 @@ class _Heard:
         self.overlap_patches: list[OverlapPatch] = []
         self.leg_patches: list[LegPatch] = []  # stereo_strategy mix_redecode: the client's turns, heard alone
         self.diarization: DiarizerSession | None = None
+        self.sentence_voices: list[SentenceVoice] = []  # mono: short sentences' own voices (sentences.py)
         self.manager_voice: VoiceWindows | None = None
         self.dropped_hallucinations = 0
         self.language: tuple[str, float, float] | None = None
@@ -253,10 +260,12 @@ class CallAnalyzer:
         heard.gaps += [gap for gap in block.gaps if gap not in heard.gaps]  # one may span a cut
         # What the call looks like so far: mono files, dual mono and a dead leg are diarized.
         looks_mono = decide_layout(info, track).layout == "mono"
+        known = len(heard.by_stream.get(None, []))
         self._transcribe_block(block, info, heard, mono=looks_mono)
         with times.stage("speakers"):
             self._follow_voices(block, heard, looks_mono=looks_mono, manager_channel=manager_channel,
-                                collect_manager_voice=collect_manager_voice)
+                                collect_manager_voice=collect_manager_voice,
+                                block_words=heard.by_stream.get(None, [])[known:])
         redecoded = None
         if self.settings.stereo_strategy == "mix_redecode" and not looks_mono:
             redecoded = 1 - manager_channel  # the client's leg
@@ -321,13 +330,16 @@ class CallAnalyzer:
         logger.info("re-decoded %d turn(s) of channel %d on the leg alone", len(turns), channel)
 
     def _follow_voices(self, block: AudioBlock, heard: _Heard, *, looks_mono: bool, manager_channel: int,
-                       collect_manager_voice: bool) -> None:
-        """Feed the diarizer while the call looks mono, and embed the manager's leg while it looks stereo when a
-        voiceprint sample is wanted."""
+                       collect_manager_voice: bool, block_words: list[AsrWord]) -> None:
+        """Feed the diarizer (and keep the voices of the block's short sentences) while the call looks mono, and
+        embed the manager's leg while it looks stereo when a voiceprint sample is wanted."""
         if looks_mono and self.diarizer is not None:
             if heard.diarization is None:
                 heard.diarization = self.diarizer.session()
-            heard.diarization.add(block.mix(), offset_s=block.start_s)
+            mix = block.mix()
+            heard.diarization.add(mix, offset_s=block.start_s)
+            heard.sentence_voices += embed_short_sentences(mix, block_words, offset_s=block.start_s,
+                                                           max_s=self.settings.speakers.short_sentence_s)
         elif not looks_mono and collect_manager_voice:
             if heard.manager_voice is None:
                 heard.manager_voice = VoiceWindows()
@@ -375,8 +387,11 @@ class CallAnalyzer:
                                                 "not separated, roles are unknown"])
         if not diarization.segments:
             return replace(undivided, backend=(diarization.backend, diarization.version))
+        options = self.settings.speakers
         speaker_words = realign_to_sentences(assign_speakers(asr_words, diarization.segments),
-                                             max_run_s=self.settings.speakers.sentence_run_s)
+                                             max_run_s=options.sentence_run_s)
+        speaker_words = settle_short_sentences(speaker_words, heard.sentence_voices, diarization.voices,
+                                               margin=options.voices.clear_margin)
         ordered = sorted(speaker_words, key=lambda sw: (sw.word.start, sw.word.end))
         speakers = list(dict.fromkeys(sw.speaker for sw in ordered))
         match = None

@@ -133,14 +133,17 @@ class SpeakerOptions(BaseModel):
         diarizer: "auto" (pyannote when `pyannote.pipeline_dir` is set, else embedded), "embedded", "pyannote",
             or "none" (mono calls keep one voice and unknown roles).
         sentence_run_s: at a change of speaker, a run of words shorter than this that the diarizer gave to the
-            other party of the sentence around it goes to the sentence's speaker (assign.py); 0: never. The
+            other party of the sentence around it goes to the sentence's speaker (sentences.py); 0: never. The
             embedded diarizer's window is 1.6 s.
+        short_sentence_s: a sentence no longer than this is heard on its own and goes to the speaker whose voice
+            it clearly matches (by `voices.clear_margin`); 0: never.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     diarizer: Literal["auto", "embedded", "pyannote", "none"] = "auto"
     sentence_run_s: float = Field(1.6, ge=0)
+    short_sentence_s: float = Field(2.0, ge=0)
     voices: VoiceOptions = VoiceOptions()
     embedded: EmbeddedOptions = EmbeddedOptions()
     pyannote: PyannoteOptions = PyannoteOptions()

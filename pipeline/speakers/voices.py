@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.audio import SAMPLE_RATE_HZ
 
-__all__ = ["ENCODER", "VoiceOptions", "VoiceWindows", "embed_speech", "load_encoder", "normalised",
+__all__ = ["ENCODER", "VoiceOptions", "VoiceWindows", "embed_clips", "embed_speech", "load_encoder", "normalised",
            "speaker_voices"]
 
 ENCODER = "resemblyzer-0.1.4"  # the space voiceprints live in: a voiceprint of another encoder is refused
@@ -117,6 +117,31 @@ def embed_speech(samples: np.ndarray, *, offset_s: float = 0.0,
     _, partials, splits = load_encoder().embed_utterance(speech, return_partials=True, rate=options.windows_per_s)
     times = [(in_call(s.start), in_call(min(s.stop, len(speech)) - 1)) for s in splits]
     return times, np.asarray(partials, dtype=np.float32)
+
+
+def embed_clips(clips: list[np.ndarray]) -> np.ndarray:
+    """Each clip's voice (float32, 16 kHz, one channel), shape (n, 256), unit length: what resemblyzer's
+    `embed_utterance` gives for each (the mean of its 1.6 s partials), with every clip's partials through the
+    encoder in one batch (a clip at a time costs four to five times more for short clips)."""
+    import torch
+    from resemblyzer import audio
+
+    if not clips:
+        return np.zeros((0, EMBEDDING_DIM), np.float32)
+    encoder = load_encoder()
+    mels: list[np.ndarray] = []
+    owners: list[int] = []
+    for index, clip in enumerate(clips):
+        wav_slices, mel_slices = encoder.compute_partial_slices(len(clip), 1.3, 0.75)  # embed_utterance's defaults
+        padded = np.pad(clip, (0, max(0, wav_slices[-1].stop - len(clip))))
+        mel = audio.wav_to_mel_spectrogram(padded)
+        mels += [mel[piece] for piece in mel_slices]
+        owners += [index] * len(mel_slices)
+    with torch.no_grad():
+        partials = encoder(torch.from_numpy(np.array(mels)).to(encoder.device)).cpu().numpy()
+    sums = np.zeros((len(clips), partials.shape[1]), np.float32)
+    np.add.at(sums, np.array(owners), partials)
+    return normalised(sums)
 
 
 def speaker_voices(windows: VoiceWindows, labels: list[str | None], *, clear_margin: float = 0.05
