@@ -5,6 +5,8 @@
 - `per_channel`: transcribe each leg separately and merge the two timelines.
 - `mix_redecode` (the default): the mix, then the client's turns heard again on the client's leg alone (packed
   into one stream), each turn keeping the more probable hypothesis (pipeline/speakers/redecode.py).
+- `mix_redecode, no timestamps`: the same with Whisper's timestamp tokens left out of stereo calls
+  (`asr.timestamp_tokens: mono`, the default before 2026-12-05).
 
 Figures per strategy over the sample calls: lemma WER of the whole call, of the client's words, of the client's
 short replies (four words or fewer, where context matters most) and of the manager's words, words given to the
@@ -27,12 +29,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.analyze import CallAnalyzer  # noqa: E402
+from pipeline.asr import AsrOptions  # noqa: E402
 from pipeline.schema import CallResult  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from tests.conftest import SAMPLE_CALLS  # noqa: E402
 from tests.evaluation import lemma_wer, role_errors  # noqa: E402
 
-STRATEGIES = ("mix", "per_channel", "mix_redecode")
+# label -> settings
+STRATEGIES = {"mix": {"stereo_strategy": "mix"}, "per_channel": {"stereo_strategy": "per_channel"},
+              "mix_redecode": {"stereo_strategy": "mix_redecode"},
+              "mix_redecode, no timestamps": {"stereo_strategy": "mix_redecode",
+                                              "asr": AsrOptions(timestamp_tokens="mono")}}
 
 
 def _text_within(words, utterances) -> str:
@@ -54,15 +61,16 @@ def _timed(analyzer: CallAnalyzer, call, rounds: int) -> tuple[CallResult, float
 
 
 def measure(rounds: int = 1) -> dict[str, dict]:
-    first = CallAnalyzer(load_settings(device="cpu", stereo_strategy=STRATEGIES[0]))
-    analyzers = {STRATEGIES[0]: first} | {
-        strategy: CallAnalyzer(load_settings(device="cpu", stereo_strategy=strategy), asr_model=first.asr_model)
-        for strategy in STRATEGIES[1:]}
+    labels = list(STRATEGIES)
+    first = CallAnalyzer(load_settings(device="cpu", **STRATEGIES[labels[0]]))
+    analyzers = {labels[0]: first} | {
+        label: CallAnalyzer(load_settings(device="cpu", **STRATEGIES[label]), asr_model=first.asr_model)
+        for label in labels[1:]}
     keys = ("all", "client", "short", "manager")
     figures = {strategy: {"references": {key: [] for key in keys}, "hypotheses": {key: [] for key in keys},
                           "wrong": 0, "words": 0, "ratio_errors": [], "cpu_s": 0.0, "wall_s": 0.0}
                for strategy in STRATEGIES}
-    analyzers[STRATEGIES[0]].analyze(SAMPLE_CALLS[0].stereo)  # warm-up: lazy imports and caches off the clock
+    first.analyze(SAMPLE_CALLS[0].stereo)  # warm-up: lazy imports and caches off the clock
     for call in SAMPLE_CALLS:
         client = [u for u in call.utterances if u.role == "client"]
         short = [u for u in client if len(u.text.split()) <= 4]
@@ -99,12 +107,12 @@ def main() -> int:
     figures = measure(args.rounds)
     audio_min = sum(call.duration_s for call in SAMPLE_CALLS) / 60
     print(f"{len(SAMPLE_CALLS)} stereo sample calls, {audio_min * 60:.0f} s of audio, whisper-base int8 on CPU")
-    print(f"{'strategy':13} {'lemma WER':>9} {'client':>7} {'short':>6} {'manager':>8} {'wrong party':>12} "
+    print(f"{'strategy':28} {'lemma WER':>9} {'client':>7} {'short':>6} {'manager':>8} {'wrong party':>12} "
           f"{'max |Δ ratio|':>13} {'CPU s/audio min':>15} {'vs mix':>7} {'wall':>7}")
     base_cpu = figures["mix"]["cpu_s"]
     for strategy, found in figures.items():
         wer = found["wer"]
-        print(f"{strategy:13} {wer['all']:9.3f} {wer['client']:7.3f} {wer['short']:6.3f} {wer['manager']:8.3f} "
+        print(f"{strategy:28} {wer['all']:9.3f} {wer['client']:7.3f} {wer['short']:6.3f} {wer['manager']:8.3f} "
               f"{found['wrong']:>5}/{found['words']:<6} {max(found['ratio_errors']):13.3f} "
               f"{found['cpu_s'] / audio_min:15.2f} {found['cpu_s'] / base_cpu:6.2f}x {found['wall_s']:6.1f}s")
     return 0

@@ -50,12 +50,15 @@ class AsrOptions(BaseModel):
         vad_min_silence_ms: a pause at least this long separates two speech chunks.
         hotwords: words to bias recognition towards in every window (company and product names).
         timestamp_tokens: when Whisper decodes its timestamp tokens inside each 30 s chunk (faster-whisper's
-            batched default leaves them out): "mono" (default) in mono calls only, "always", "never". Without them
-            Whisper tends to end a chunk at a change of voice and skip what the second person said: on two real
-            voices joined into one mono file it lost two of four sentences (lemma WER 0.54 against 0.23 with them),
-            at about 10 % more decoding time. With them, word end times in the stereo sample calls drift past
-            the 0.5 s bound and talk ratios by up to 4 points, and a stereo call's words are attributed by channel
-            anyway: so stereo keeps the default.
+            batched default leaves them out): "auto" (default), "mono" (in mono calls only), "always", "never".
+            Without them Whisper tends to end a chunk at a change of voice and skip what the second person said:
+            on two real voices joined into one mono file it lost two of four sentences (lemma WER 0.54 against
+            0.23 with them). "auto" is "mono" here; the analyzer makes it "always" for stereo calls under
+            `stereo_strategy: mix_redecode` (on the nine stereo sample calls: lemma WER 0.188 -> 0.184, the
+            client's short replies 0.135 -> 0.101, lexicon hit recall 0.949 -> 0.959, the one false ✘ gone, for
+            6 % more compute), and leaves it "mono" under `mix` and `per_channel`, whose word times it made worse
+            (the talk ratio off by 0.040 with the mix; 65 words on the wrong party transcribing each leg alone).
+            bench/README.md, stereo_strategies.py.
         hallucination_min_speech: share of 32 ms VAD frames in a suspect phrase that must be speech to keep it.
     """
 
@@ -67,7 +70,7 @@ class AsrOptions(BaseModel):
     vad_threshold: float = Field(0.5, gt=0, lt=1)
     vad_min_silence_ms: int = Field(160, ge=0)
     hotwords: str | None = None
-    timestamp_tokens: Literal["mono", "always", "never"] = "mono"
+    timestamp_tokens: Literal["auto", "mono", "always", "never"] = "auto"
     hallucination_min_speech: float = Field(0.3, ge=0, le=1)
 
 
@@ -341,7 +344,8 @@ def transcribe(model: AsrModel, samples: np.ndarray, *, offset_s: float = 0.0, o
         batch_size=batch_size_for(model.device, options),
         word_timestamps=True,
         condition_on_previous_text=False,
-        without_timestamps=not (options.timestamp_tokens == "always" or (options.timestamp_tokens == "mono" and mono)),
+        without_timestamps=not (options.timestamp_tokens == "always"
+                                or (options.timestamp_tokens in ("auto", "mono") and mono)),
         vad_filter=True,
         vad_parameters={"threshold": options.vad_threshold, "min_silence_duration_ms": options.vad_min_silence_ms},
         hotwords=options.hotwords,
