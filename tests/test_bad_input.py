@@ -99,7 +99,11 @@ def test_zeros_in_the_middle_are_a_gap_and_the_rest_is_analysed(analyzer, stereo
     assert f"damaged audio {gap.start:.1f}-{gap.end:.1f} s" in " ".join(result.warnings)
     assert _gate(result, "audio_intact").passed and result.quality.passed
     assert any(word.start > gap.end for word in result.words) and any(word.end < gap.start for word in result.words)
-    assert normalised_wer(_text(intact), _text(result)) < 0.25
+    # Heard as well as the intact call, against the script: the 1.4 s of lost audio held about 3 of the call's
+    # 56 words, and they pull their neighbours with them (0.07 measured). Against the intact call's transcript
+    # the same file measured 0.07 or 0.28 by decoding setting, at the same WER against the script: after the gap
+    # the beam takes another path without hearing worse, so the script is the measure.
+    assert normalised_wer(CALL.text, _text(result)) <= normalised_wer(CALL.text, _text(intact)) + 0.12
     late = [word for word in result.words if word.start > gap.end + 1.0]
     assert late and min(word.start for word in late) == pytest.approx(
         min(word.start for word in intact.words if word.start > gap.end + 1.0), abs=0.3)

@@ -67,12 +67,13 @@ def test_questions_per_role_are_counted_from_wording(stereo_results, script_resu
 
 
 def test_a_garbled_company_name_is_uncertain_not_failed(stereo_results) -> None:
-    """furniture: whisper-base heard "Это угоиском по -лимбельград" for "Это Ольга из компании МебельГрад". The
-    manager named the company; the comment must not say ✘, and the score leaves the criterion out."""
-    result = stereo_results["furniture"]
+    """fitness: whisper-base heard "Добрый день, Светлана, у Патлев меня зовут" for "Добрый день, фитнес-клуб
+    Атлет, меня зовут". The manager named the company; the comment must not say ✘, and the score leaves the
+    criterion out."""
+    result = stereo_results["fitness"]
     company = next(c for c in result.score.criteria if c.id == "company")
     assert company.verdict == "uncertain" and not company.passed and company.max_points == 0
-    assert company.evidence and "лимбельград" in company.note
+    assert company.evidence and "Патлев" in company.note
     text = render_comment(result)
     assert "[B]Не удалось надёжно распознать (проверьте по записи):[/B]" in text
     assert "? Назвал компанию — похоже:" in text and "✘ Назвал компанию" not in text
@@ -82,7 +83,7 @@ def test_the_company_s_names_as_hotwords_make_whisper_spell_them(analyzer, setti
                                                                 derive_setup: DeriveSetup) -> None:
     """The same call with company.yaml's names biasing recognition (`hotword_lexicons: [company]`): the name is
     heard, the criterion met."""
-    call = next(c for c in SAMPLE_CALLS if c.call_id == "furniture")
+    call = next(c for c in SAMPLE_CALLS if c.call_id == "fitness")
     named = CallAnalyzer(settings.model_copy(update={"hotword_lexicons": ["company"]}),
                          asr_model=analyzer.asr_model, setup=analyzer.setup)
     result = named.analyze(call.stereo, call_id=call.call_id, manager_channel=call.manager_channel,
@@ -102,8 +103,8 @@ def test_an_uncertain_verdict_can_count_as_not_met(stereo_transcripts, derive_se
     definition = derive_setup.scorecard.definition.model_copy(update={"uncertain_counts_as_not_met": True})
     strict = dataclasses.replace(derive_setup,
                                  scorecard=dataclasses.replace(derive_setup.scorecard, definition=definition))
-    lenient = derive(stereo_transcripts["furniture"], derive_setup).score
-    counted = derive(stereo_transcripts["furniture"], strict).score
+    lenient = derive(stereo_transcripts["fitness"], derive_setup).score
+    counted = derive(stereo_transcripts["fitness"], strict).score
     assert lenient is not None and counted is not None
     company = next(c for c in counted.criteria if c.id == "company")
     assert company.verdict == "uncertain" and company.applicable and company.max_points == 10
