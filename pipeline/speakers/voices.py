@@ -123,11 +123,11 @@ def embed_clips(clips: list[np.ndarray]) -> np.ndarray:
     """Each clip's voice (float32, 16 kHz, one channel), shape (n, 256), unit length: what resemblyzer's
     `embed_utterance` gives for each (the mean of its 1.6 s partials), with every clip's partials through the
     encoder in one batch (a clip at a time costs four to five times more for short clips)."""
+    if not clips:
+        return np.zeros((0, EMBEDDING_DIM), np.float32)
     import torch
     from resemblyzer import audio
 
-    if not clips:
-        return np.zeros((0, EMBEDDING_DIM), np.float32)
     encoder = load_encoder()
     mels: list[np.ndarray] = []
     owners: list[int] = []
