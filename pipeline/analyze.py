@@ -135,11 +135,6 @@ class CallAnalyzer:
         self.setup = setup or DeriveSetup(**DeriveSetup.options_of(settings))
         self.clock = clock
         self.asr_options = settings.asr
-        if settings.asr.timestamp_tokens == "auto":
-            # Timestamp tokens help the mix of a stereo call only where the client's turns are heard again on
-            # their leg (asr.py, AsrOptions.timestamp_tokens).
-            self.asr_options = settings.asr.model_copy(update={
-                "timestamp_tokens": "always" if settings.stereo_strategy == "mix_redecode" else "mono"})
         lexicons = self.setup.lexicons
         if lexicons and not settings.asr.hotwords:
             # The company's own names help whisper-base spell them (bench/README.md, hotwords.py), where the
@@ -147,6 +142,13 @@ class CallAnalyzer:
             prompt = lexicons.hotwords(lexicons=None if settings.lexicon_hotwords else settings.hotword_lexicons)
             if prompt:
                 self.asr_options = self.asr_options.model_copy(update={"hotwords": prompt})
+        if settings.asr.timestamp_tokens == "auto":
+            # Timestamp tokens help the mix of a stereo call only where the client's turns are heard again on
+            # their leg, and only without a hotword prompt, which they make whisper-base follow into worse
+            # words (asr.py, AsrOptions.timestamp_tokens).
+            stereo_too = settings.stereo_strategy == "mix_redecode" and not self.asr_options.hotwords
+            self.asr_options = self.asr_options.model_copy(update={
+                "timestamp_tokens": "always" if stereo_too else "mono"})
         if asr_model is None:
             resolved = models.resolve(settings.model, cache_dir=settings.models_dir)
             asr_model = load_asr(resolved.name, str(resolved.path), resolved.sha256, settings.device,
