@@ -29,6 +29,7 @@ __all__ = [
     "DroppedPhrase",
     "Transcription",
     "batch_size_for",
+    "ends_sentence",
     "load_asr",
     "resolve_device",
     "transcribe",
@@ -192,12 +193,17 @@ def _normalise(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text.lower().replace("ё", "е")).split())
 
 
+def ends_sentence(text: str) -> bool:
+    """Whether a recognised word ends a sentence (. ! ? or …, maybe before a closing quote or bracket)."""
+    return _SENTENCE_END.search(text) is not None
+
+
 def _sentences(words: list[AsrWord]) -> list[list[AsrWord]]:
     sentences: list[list[AsrWord]] = []
     current: list[AsrWord] = []
     for word in words:
         current.append(word)
-        if _SENTENCE_END.search(word.text):
+        if ends_sentence(word.text):
             sentences.append(current)
             current = []
     if current:

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.asr import AsrWord
+from pipeline.asr import AsrWord, ends_sentence
 from pipeline.audio import SAMPLE_RATE_HZ
 from pipeline.speakers.base import SpeakerWord
+from pipeline.speakers.voices import embed_clips
 
 __all__ = ["SENTENCE_PAUSE_S", "SentenceVoice", "embed_short_sentences", "realign_to_sentences", "sentence_spans",
            "settle_short_sentences"]
 
-SENTENCE_ENDS = (".", "?", "!", "…")
 # A pause this long ends a sentence even where Whisper wrote no full stop: the other party may have answered in it.
 SENTENCE_PAUSE_S = 1.0
 _PAD_S = 0.1  # around a short sentence's words when it is embedded: Whisper's word times clip the edges
@@ -47,7 +47,7 @@ def sentence_spans(words: Sequence[AsrWord]) -> list[list[int]]:
             sentences.append(current)
             current = []
         current.append(index)
-        if word.text.rstrip(" \"'»)").endswith(SENTENCE_ENDS):
+        if ends_sentence(word.text):
             sentences.append(current)
             current = []
     if current:
@@ -103,8 +103,6 @@ def embed_short_sentences(samples: np.ndarray, words: Sequence[AsrWord], *, offs
     """The voice of each sentence of `words` no longer than `max_s`, from `samples` (16 kHz mono, starting at
     `offset_s` in the call): what `settle_short_sentences` compares with the speakers' voices once they are known.
     A sentence that runs past the samples (a block's edge) is left out."""
-    from pipeline.speakers.voices import embed_clips
-
     if max_s <= 0:
         return []
     spans, clips = [], []
