@@ -12,6 +12,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,7 @@ __all__ = [
     "ends_sentence",
     "load_asr",
     "resolve_device",
+    "sentence_spans",
     "transcribe",
 ]
 
@@ -198,17 +200,26 @@ def ends_sentence(text: str) -> bool:
     return _SENTENCE_END.search(text) is not None
 
 
-def _sentences(words: list[AsrWord]) -> list[list[AsrWord]]:
-    sentences: list[list[AsrWord]] = []
-    current: list[AsrWord] = []
-    for word in words:
-        current.append(word)
+def sentence_spans(words: Sequence[AsrWord], *, pause_s: float | None = None) -> list[list[int]]:
+    """The words' indices, sentence by sentence (`words` in the order Whisper wrote them): up to a word that
+    `ends_sentence`, or, with `pause_s`, up to a pause at least that long."""
+    sentences: list[list[int]] = []
+    current: list[int] = []
+    for index, word in enumerate(words):
+        if current and pause_s is not None and word.start - words[current[-1]].end >= pause_s:
+            sentences.append(current)
+            current = []
+        current.append(index)
         if ends_sentence(word.text):
             sentences.append(current)
             current = []
     if current:
         sentences.append(current)
     return sentences
+
+
+def _sentences(words: list[AsrWord]) -> list[list[AsrWord]]:
+    return [[words[index] for index in span] for span in sentence_spans(words)]
 
 
 def _speech_share(samples: np.ndarray, start_s: float, end_s: float, threshold: float) -> float:

@@ -23,36 +23,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.asr import AsrWord, ends_sentence
+from pipeline.asr import AsrWord, sentence_spans
 from pipeline.audio import SAMPLE_RATE_HZ
 from pipeline.speakers.base import SpeakerWord
 from pipeline.speakers.voices import embed_clips
 
-__all__ = ["SENTENCE_PAUSE_S", "SentenceVoice", "embed_short_sentences", "realign_to_sentences", "sentence_spans",
+__all__ = ["SENTENCE_PAUSE_S", "SentenceVoice", "embed_short_sentences", "realign_to_sentences",
            "settle_short_sentences"]
 
 # A pause this long ends a sentence even where Whisper wrote no full stop: the other party may have answered in it.
 SENTENCE_PAUSE_S = 1.0
 _PAD_S = 0.1  # around a short sentence's words when it is embedded: Whisper's word times clip the edges
 _MIN_CLIP_S = 0.2  # less is too little of a voice to compare
-
-
-def sentence_spans(words: Sequence[AsrWord]) -> list[list[int]]:
-    """The words' indices, sentence by sentence: up to a word that ends in . ? ! or …, or up to a pause of
-    SENTENCE_PAUSE_S. `words` in the order Whisper wrote them."""
-    sentences: list[list[int]] = []
-    current: list[int] = []
-    for index, word in enumerate(words):
-        if current and word.start - words[current[-1]].end >= SENTENCE_PAUSE_S:
-            sentences.append(current)
-            current = []
-        current.append(index)
-        if ends_sentence(word.text):
-            sentences.append(current)
-            current = []
-    if current:
-        sentences.append(current)
-    return sentences
 
 
 def realign_to_sentences(words: Sequence[SpeakerWord], *, max_run_s: float) -> list[SpeakerWord]:
@@ -68,7 +50,7 @@ def realign_to_sentences(words: Sequence[SpeakerWord], *, max_run_s: float) -> l
     if max_run_s <= 0:
         return list(words)
     speakers = [item.speaker for item in words]
-    for sentence in sentence_spans([item.word for item in words]):
+    for sentence in sentence_spans([item.word for item in words], pause_s=SENTENCE_PAUSE_S):
         runs: list[list[int]] = []  # indices into `words`, one list per run of one speaker
         for index in sentence:
             if runs and speakers[runs[-1][0]] == speakers[index]:
@@ -107,7 +89,7 @@ def embed_short_sentences(samples: np.ndarray, words: Sequence[AsrWord], *, offs
         return []
     spans, clips = [], []
     end_s = offset_s + len(samples) / SAMPLE_RATE_HZ
-    for sentence in sentence_spans(words):
+    for sentence in sentence_spans(words, pause_s=SENTENCE_PAUSE_S):
         start, end = words[sentence[0]].start, words[sentence[-1]].end
         if end - start > max_s or start < offset_s or end > end_s:
             continue
