@@ -15,7 +15,6 @@ shipped lexicons (fuzzy terms and uncertain verdicts on), interleaved twice (iss
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pipeline.analyze import CallAnalyzer  # noqa: E402
 from pipeline.derive import DeriveSetup, derive  # noqa: E402
 from pipeline.lexicon import text  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
+from pipeline.support.collector import settle_for_batch  # noqa: E402
 from pipeline.transcript import Transcript, read_transcript  # noqa: E402
 from tests.conftest import SAMPLE_CALLS  # noqa: E402
 
@@ -95,7 +95,7 @@ def main() -> int:
     args = parser.parse_args()
     transcripts = five_minute_transcripts(args.calls)
     setup = DeriveSetup.load()
-    gc.freeze()  # as `callqa rescore` does after loading its lexicons
+    settle_for_batch()  # as `callqa rescore` does after loading its lexicons
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core from here on
     with tempfile.TemporaryDirectory(prefix="callqa-rescore-") as tmp:
         paths = []

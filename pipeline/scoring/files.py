@@ -13,7 +13,6 @@ lexicon is refused before any result is read.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +24,7 @@ from pipeline.errors import CallqaError
 from pipeline.reviews import Review, parse_reviews, reviews_in
 from pipeline.schema import CallResult
 from pipeline.scoring.diff import ResultDiff, diff_results, read_result
+from pipeline.support.collector import settle_for_batch
 from pipeline.support.cores import available_cores
 from pipeline.support.fileio import write_text_atomic
 from pipeline.transcript import Transcript
@@ -132,7 +132,7 @@ _worker_setup: DeriveSetup | None = None  # a worker process's own setup, loaded
 def _start_worker(files: SetupFiles) -> None:
     global _worker_setup
     _worker_setup = files.load()
-    gc.freeze()  # what was loaded lives as long as the process: keep it out of the collector's scans
+    settle_for_batch()  # what was loaded lives as long as the process: keep it out of the collector's scans
 
 
 def _rescore_in_worker(path: Path, write: bool, out: Path | None) -> FileRescore:
