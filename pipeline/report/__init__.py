@@ -7,15 +7,29 @@
 
 from __future__ import annotations
 
-from pipeline.report.compute import Report, build_report
-from pipeline.report.deals import CrmData, load_snapshots, merge_snapshots, parse_deals
-from pipeline.report.model import Deal, ReportOptions
-from pipeline.report.render import write_report
+from typing import TYPE_CHECKING
+
 from pipeline.schema import CallResult
-from pipeline.stores import ArtifactStore
+from pipeline.support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pipeline.report.compute import Report, build_report
+    from pipeline.report.deals import CrmData, load_snapshots, merge_snapshots, parse_deals
+    from pipeline.report.model import Deal, ReportOptions
+    from pipeline.report.render import write_report
+    from pipeline.stores import ArtifactStore
 
 __all__ = ["CrmData", "Deal", "Report", "ReportOptions", "build_report", "load_results", "load_snapshots",
            "merge_snapshots", "parse_deals", "write_report"]
+
+# Light to import: `Settings` reads `ReportOptions` from here; the computing and the rendering (Jinja2) load when
+# first used (pipeline/support/lazy.py).
+__getattr__ = lazy_exports(__name__, {
+    **dict.fromkeys(["Report", "build_report"], "pipeline.report.compute"),
+    **dict.fromkeys(["CrmData", "load_snapshots", "merge_snapshots", "parse_deals"], "pipeline.report.deals"),
+    **dict.fromkeys(["Deal", "ReportOptions"], "pipeline.report.model"),
+    "write_report": "pipeline.report.render",
+})
 
 
 def load_results(store: ArtifactStore) -> tuple[list[CallResult], list[str]]:
