@@ -160,8 +160,8 @@ class CallAnalyzer:
     def analyze(self, path: str | Path | AudioInfo, **options) -> CallResult:
         """Analyse one recording: `derive(self.transcribe(path, **options), self.setup)`."""
         if self.setup.lexicons is not None:
-            # Matching will need spaCy, which a compiled lexicon set did not import: load it while the audio
-            # half runs (its decoding and recognition release the GIL), not after.
+            # Matching will need pymorphy3's dictionaries, which a compiled lexicon set did not load: load them
+            # while the audio half runs (its decoding and recognition release the GIL), not after.
             warm_up_in_background()
         return derive(self.transcribe(path, **options), self.setup)
 

@@ -1,10 +1,10 @@
 """A lexicon set, once checked and compiled, kept on disk so the next process loads it in milliseconds.
 
-Checking a lexicon folder tokenises every phrase with spaCy and lemmatises it with pymorphy3: importing spaCy
-takes 0.7 s (2 s if it were let import torch, see text.py), and the check about 0.3 s more, a tenth of a fresh
-`callqa analyze` of a short call. The checked set (files, matcher and all) is stored under a key made of
-everything its compiled form depends on: the files' names and bytes, the folder, the code that checks and
-compiles them, and the versions of the libraries that tokenise and validate.
+Checking a lexicon folder tokenises every phrase (by spaCy's rules, text.py) and lemmatises it with pymorphy3,
+and checks every term: about 0.3 s, more where a phrase needs spaCy itself (a second to load). The checked set
+(files, matcher and all) is stored under a key made of everything its compiled form depends on: the files'
+names and bytes, the folder, the code that checks and compiles them, and the versions of the libraries that
+tokenise and validate.
 Change any of them and the key changes, so a stale set is never read; a file that cannot be read back is
 ignored and rebuilt. Only the checked result is stored: a folder that fails its checks is refused every time.
 

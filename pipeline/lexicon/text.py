@@ -5,6 +5,10 @@ lower-cased with ё as е, punctuation is dropped and numbers are spelled out in
 восемьдесят"): Whisper writes numbers as digits while people write scripts and lexicons in words, so both sides
 meet in words. `lemma` reduces a word to its dictionary form with pymorphy3 (its C DAWG backend), cached per
 word form: a night of calls repeats the same few thousand forms, and the analyser is the slow part.
+
+Most texts tokenised are one recognised word ("Здравствуйте,", "кто-то", "7%.") or a phrase of plain words, and
+for those spaCy's answer is known without it (`_plain_surfaces`, checked against spaCy itself in
+tests/test_lexicon_text.py): spaCy, a second of CPU to load, is loaded only for a text of another shape.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.abc
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -89,7 +94,8 @@ def _load_morph():
 
 
 def warm_up() -> None:
-    """Load the tokenizer and the morphological analyser now (as a word to match would)."""
+    """Load the morphological analyser now, as a word to match would. Not spaCy: a recognised word seldom needs
+    it (`_plain_surfaces`), and it loads when one does."""
     tokenize("прогреть")
 
 
@@ -98,9 +104,9 @@ _warming: list[threading.Thread] = []
 
 def warm_up_in_background() -> None:
     """Start `warm_up` in a daemon thread, once per process: the caller's next seconds (decoding, recognition,
-    which release the GIL) hide spaCy's import, and matching later finds everything loaded."""
-    with _tokenizer_lock:
-        if _warming or _load_tokenizer.cache_info().currsize:
+    which release the GIL) hide pymorphy3's loading, and matching later finds it loaded."""
+    with _morph_lock:
+        if _warming or _load_morph.cache_info().currsize:
             return
         _warming.append(threading.Thread(target=warm_up, name="callqa-text-warm-up", daemon=True))
     _warming[0].start()
@@ -114,10 +120,63 @@ def _spell_number(token: str) -> list[str]:
         return [token]
 
 
+# A word of letters (its parts joined by hyphens, or one part after a hyphen: Whisper's "-то"), or of digits
+# (a percent sign after them), in quotes or brackets, followed by sentence punctuation: spaCy splits the quotes,
+# brackets, punctuation and the percent sign off as tokens of their own, which have no letter or digit and are
+# dropped, and splits the word at its inner hyphens.
+_PLAIN_WORD = re.compile(r"[«\"„“(]*(?P<word>-?[а-яa-z]+(?:-[а-яa-z]+)*|[0-9]+%?)[»\"“”),.!?…;:]*")
+# spaCy's Russian special cases (lower-case) of that shape for which spaCy's answer is not the rule's: it keeps
+# them whole ("тыс.", "г-н", the emoticon "8)") where the rule would split them. A text in which one may be found
+# goes to spaCy. tests/test_lexicon_text.py derives this set from the installed spaCy and fails when it changes.
+_KEPT_WHOLE = frozenset("""
+    (o: 8) a. b. c. coop. d. e. f. g. h. i. j. k. l. m. n. o. p. q. r. s. t. u. v. w. x. y. z. авг. ак. акад.
+    ал. апр. асп. б-г б-р в-ки взв. взд. влд. воскр. вс. вскр. вт. г-да г-ж г-жа г-к г-н г. гг. гп. д-р д. двлд.
+    дек. дир. долл. дор. доц. з-ка зд. ззд. зим. им. июл. июн. к-цо к. кв-л кв. киш. ком. кот. кп. лн. м-ко мар.
+    мгстр. мкр. мрт. наб. наст. нбр. ноя. нояб. обл. окт. октб. ост-в оф. п-б п-к п. пав. пгт. пер-д пер. пл-ка
+    пл. платф. пн. подв. помещ. пос. пр-д пр-к пр-ка пр-кт пр-лок прим. проул. проф. пт. р-н респ. рзд. рп. руб.
+    с-к с-р с. сб. сбт. сен. сент. сзд. скл. сл. см. сокр. ср. ст-ца ст. стр. тер. тов. туп. тыс. у. ул. ус.
+    фев. февр. х. чел. чт. чтв. ш. ю. янв.
+""".split())
+
+
+def _plain_rule(text: str) -> tuple[tuple[str, ...], int, int] | None:
+    """The surfaces of `text` (lower-case, ё as е, no outer spaces) by the plain-word rule, with where its word
+    starts and ends; None when it is not a plain word. Special cases are not looked at here."""
+    found = _PLAIN_WORD.fullmatch(text)
+    if found is None:
+        return None
+    word, (start, end) = found["word"], found.span("word")
+    if word[0].isdigit():
+        return tuple(_spell_number(word.rstrip("%"))), start, end
+    if word[0] == "-":
+        return ((word,), start, end) if "-" not in word[1:] else None
+    return tuple(word.split("-")), start, end
+
+
+def _plain_surfaces(lowered: str) -> tuple[str, ...] | None:
+    """What spaCy's tokenizer and `_surfaces` make of `lowered` (lower-case, ё as е) when it is a plain word
+    (`_PLAIN_WORD`) that holds none of `_KEPT_WHOLE` (spaCy looks for special cases in the word with any of the
+    quotes and punctuation around it), or has no letter or digit at all; None for any other text."""
+    if not any(ch.isalnum() for ch in lowered):
+        return ()  # every token of it would be dropped
+    text = lowered.strip(" ")
+    rule = _plain_rule(text)
+    if rule is None:
+        return None
+    surfaces, start, end = rule
+    if any(text[first:last] in _KEPT_WHOLE for first in range(start + 1) for last in range(end, len(text) + 1)):
+        return None
+    return surfaces
+
+
 @functools.lru_cache(maxsize=100_000)
 def _surfaces(text: str) -> tuple[str, ...]:
+    lowered = text.lower().replace("ё", "е")
+    plain = _plain_surfaces(lowered)
+    if plain is not None:
+        return plain
     words: list[str] = []
-    for token in _tokenizer()(text.lower().replace("ё", "е")):
+    for token in _tokenizer()(lowered):
         if token.is_punct or token.is_space or not any(ch.isalnum() for ch in token.text):
             continue
         if token.text[0].isdigit() and token.like_num:
