@@ -6,8 +6,8 @@ lower-cased with ё as е, punctuation is dropped and numbers are spelled out in
 meet in words. `lemma` reduces a word to its dictionary form with pymorphy3 (its C DAWG backend), cached per
 word form: a night of calls repeats the same few thousand forms, and the analyser is the slow part.
 
-Most texts tokenised are one recognised word ("Здравствуйте,", "кто-то", "7%.") or a phrase of plain words, and
-for those spaCy's answer is known without it (`_plain_surfaces`, checked against spaCy itself in
+Most texts tokenised are one word: a recognised word ("Здравствуйте,", "кто-то", "7%.") or a word of a lexicon's
+phrase. For a plain word spaCy's answer is known without it (`_plain_surfaces`, checked against spaCy itself in
 tests/test_lexicon_text.py): spaCy, a second of CPU to load, is loaded only for a text of another shape.
 """
 
