@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.lexicon import text
-from pipeline.lexicon.text import _KEPT_WHOLE, _plain_rule, _plain_surfaces, _spell_number, _tokenizer
+from pipeline.lexicon.text import _KEPT_WHOLE, _plain_rule, _plain_surfaces, _tokenizer
+from pipeline.lexicon.text import _spacy_surfaces as spacy_surfaces  # every text through spaCy, as before the rule
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,19 +25,6 @@ AFTER = ["", ",", ".", "!", "?", "…", ":", ";", "»", "\"", ")", "%", "...", "
 WHISPER_WORDS = ["Здравствуйте,", " Алло!", "кто-то", "-то", "-за", "по-моему.", "7%.", "15%,", "«Транслын».",
                  "–", "%?", "180", "2024", "007", "ok.", "e-mail", "Ёлки", "тыс.", "г-н", "руб.", "10:30", "1-й",
                  "т.е.", "н.э.", "8)", "(o:", "а-а-а", "вс", "вс.", "ряд.", "кв-л,", "2к15"]
-
-
-def spacy_surfaces(lowered: str) -> tuple[str, ...]:
-    """`_surfaces` as it was before the rule: every text through spaCy."""
-    words: list[str] = []
-    for token in _tokenizer()(lowered):
-        if token.is_punct or token.is_space or not any(ch.isalnum() for ch in token.text):
-            continue
-        if token.text[0].isdigit() and token.like_num:
-            words.extend(_spell_number(token.text))
-        else:
-            words.append(token.text.strip("«»\"'„“”"))
-    return tuple(word for word in words if word)
 
 
 def _corpus() -> set[str]:

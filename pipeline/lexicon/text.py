@@ -173,8 +173,11 @@ def _plain_surfaces(lowered: str) -> tuple[str, ...] | None:
 def _surfaces(text: str) -> tuple[str, ...]:
     lowered = text.lower().replace("ё", "е")
     plain = _plain_surfaces(lowered)
-    if plain is not None:
-        return plain
+    return plain if plain is not None else _spacy_surfaces(lowered)
+
+
+def _spacy_surfaces(lowered: str) -> tuple[str, ...]:
+    """The words of `lowered` (lower-case, ё as е) by spaCy's tokenizer: punctuation dropped, numbers spelled."""
     words: list[str] = []
     for token in _tokenizer()(lowered):
         if token.is_punct or token.is_space or not any(ch.isalnum() for ch in token.text):
