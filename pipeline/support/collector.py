@@ -1,9 +1,10 @@
 """The garbage collector set up for a long run of small, short-lived work: re-scoring thousands of stored calls.
 
-Each call builds a few thousand objects (its words, turns, hits) that die with it and hold no reference cycles
-worth chasing. With CPython's defaults the collector starts after every 700 new objects, and every tenth and
-hundredth time it also scans the caches that grow during the run (lemmas, the matcher's per-word lookups):
-a sixth of re-scoring time on bench/rescore.py. Everything loaded before the run (dictionaries, lexicons) lives
+Each call builds a few thousand objects (its words, turns, hits) that die with it, nearly all freed by reference
+counting (the few cycles, such as a fuzzy walk's recursive closure, wait for the next collection). With
+CPython's defaults the collector starts after every 700 new objects, and every tenth and hundredth time it also
+scans the caches that grow during the run (lemmas, the matcher's per-word lookups): a sixth of re-scoring time
+in bench/rescore.py's stage profile. Everything loaded before the run (dictionaries, lexicons) lives
 as long as the process and is frozen out of the scans; the young generation is collected less often.
 """
 
