@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.lexicon import text
-from pipeline.lexicon.text import _KEPT_WHOLE, _plain_rule, _plain_surfaces, _tokenizer
+from pipeline.lexicon.text import _KEPT_WHOLE, _plain_rule, _plain_rule_applies, _plain_surfaces, _tokenizer
 from pipeline.lexicon.text import _spacy_surfaces as spacy_surfaces  # every text through spaCy, as before the rule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +72,8 @@ def test_what_spacy_keeps_whole_or_splits_otherwise_goes_to_spacy(word: str) -> 
 
 def test_the_special_cases_kept_whole_are_those_of_the_installed_spacy() -> None:
     """`_KEPT_WHOLE` is written out in text.py so that spaCy need not be loaded to read it: a spaCy whose special
-    cases differ fails here, and the set is written out again from this derivation."""
+    cases differ fails here, and the set is written out again from this derivation (with the release in
+    `_KEPT_WHOLE_SPACY`: under any other release the rule is not used)."""
     derived = set()
     for key in _tokenizer().rules:
         if key != key.lower() or "ё" in key:  # texts are lower-cased with ё as е before they are looked up
@@ -81,6 +82,7 @@ def test_the_special_cases_kept_whole_are_those_of_the_installed_spacy() -> None
         if rule is not None and rule[0] != spacy_surfaces(key):
             derived.add(key)
     assert derived == set(_KEPT_WHOLE), sorted(derived ^ set(_KEPT_WHOLE))
+    assert _plain_rule_applies()  # the installed spaCy is the release the set was derived from
 
 
 def test_a_fresh_process_tokenises_recognised_words_without_importing_spacy() -> None:
@@ -99,3 +101,17 @@ print(json.dumps({"usual": usual, "spacy_before": before, "odd": odd, "spacy_aft
     assert [[surface for surface, _ in tokens] for tokens in done["usual"]] == [
         list(spacy_surfaces(word.lower().replace("ё", "е"))) for word in words]
     assert done["spacy_after"] is True and [surface for surface, _ in done["odd"]] == ["в", "10:30"]
+
+
+def test_under_another_spacy_release_every_text_goes_to_spacy(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(text, "_KEPT_WHOLE_SPACY", "0.0.0")
+    monkeypatch.setattr(text, "_spacy_surfaces", lambda lowered: asked.append(lowered) or ("spacy",))
+    text._plain_rule_applies.cache_clear()
+    text._surfaces.cache_clear()
+    try:
+        assert text._surfaces("Здравствуйте,") == ("spacy",) and asked == ["здравствуйте,"]
+    finally:
+        text._plain_rule_applies.cache_clear()
+        text._surfaces.cache_clear()
+        text.tokenize.cache_clear()

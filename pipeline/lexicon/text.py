@@ -20,6 +20,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
+from importlib import metadata
 from typing import NamedTuple
 
 from num2words import num2words
@@ -139,6 +140,19 @@ _KEPT_WHOLE = frozenset("""
 """.split())
 
 
+# The spaCy release `_KEPT_WHOLE` was derived from. With another one installed (pyproject.toml allows 3.7 to 3.x;
+# requirements.lock pins this one), its special cases may differ, so every text goes to spaCy.
+_KEPT_WHOLE_SPACY = "3.8.18"
+
+
+@functools.cache
+def _plain_rule_applies() -> bool:
+    try:
+        return metadata.version("spacy") == _KEPT_WHOLE_SPACY
+    except metadata.PackageNotFoundError:
+        return False
+
+
 def _plain_rule(text: str) -> tuple[tuple[str, ...], int, int] | None:
     """The surfaces of `text` (lower-case, ё as е, no outer spaces) by the plain-word rule, with where its word
     starts and ends; None when it is not a plain word. Special cases are not looked at here."""
@@ -172,7 +186,7 @@ def _plain_surfaces(lowered: str) -> tuple[str, ...] | None:
 @functools.lru_cache(maxsize=100_000)
 def _surfaces(text: str) -> tuple[str, ...]:
     lowered = text.lower().replace("ё", "е")
-    plain = _plain_surfaces(lowered)
+    plain = _plain_surfaces(lowered) if _plain_rule_applies() else None
     return plain if plain is not None else _spacy_surfaces(lowered)
 
 
