@@ -37,8 +37,9 @@ class Token(NamedTuple):
     lemma: str
 
 
-# spaCy and pymorphy3 load on first use (importing spaCy is about 0.7 s) and may be loaded by `warm_up` in a
-# background thread while the caller does other work: each loader runs once, whoever asks first.
+# spaCy and pymorphy3 load on first use (importing spaCy is about 0.7 s; most texts never need it). pymorphy3
+# may be loaded by `warm_up` in a background thread while the caller does other work, and a text that is not a
+# plain word may ask for spaCy from any thread: each loader runs once, whoever asks first.
 _tokenizer_lock = threading.Lock()
 _morph_lock = threading.Lock()
 
