@@ -162,6 +162,10 @@ _NEGATED_REQUESTS = frozenset("подскажете скажете могли м
 _TAG = re.compile(r",\s*(?:да|верно|правильно|так|не так ли|не правда ли|ведь так|подходит|устроит|"
                   r"договорились)\s*[.!…]*$")
 _CLAUSE_SPLIT = re.compile(r"[,;:—–]\s*")
+# A sentence none of whose words is one of these, without "?" or "чем могу", asks nothing by any rule below:
+# most sentences of a call are ruled out by one set comparison (re-scoring measures every sentence of every call).
+_QUESTION_WORDS = _INTERROGATIVES | _REQUESTS | frozenset(
+    "ли не да верно правильно так правда ведь подходит устроит договорились".split())
 
 
 def _asks(tokens: list[str], *, addressed_only: bool) -> bool:
@@ -192,6 +196,8 @@ def is_question(sentence: str) -> bool:
     tokens = _WORD.findall(lowered)
     if "ли" in tokens or "чем могу" in lowered:
         return True
+    if _QUESTION_WORDS.isdisjoint(tokens):
+        return False
     if (tag := _TAG.search(lowered)) and len(_WORD.findall(lowered[:tag.start()])) >= 3:
         return True
     if _asks(tokens, addressed_only=False):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
+from pipeline import metrics
 from pipeline.metrics import MetricsOptions, compute_metrics, is_question
 from pipeline.schema import Word
 from pipeline.turns import build_turns
@@ -13,6 +18,8 @@ def w(start: float, end: float, text: str, role: str = "manager") -> Word:
     speaker = {"manager": "left", "client": "right", "unknown": "mixed"}[role]
     return Word(start=start, end=end, text=text, speaker=speaker, role=role, prob=0.9)
 
+
+DATA = Path(__file__).parent / "data" / "calls"
 
 CALL = [
     w(0.0, 0.5, "Добрый"), w(0.5, 1.0, "день!"), w(1.2, 1.6, "Удобно"), w(1.6, 2.0, "говорить?"),
@@ -98,3 +105,30 @@ def test_no_words_at_all() -> None:
 ])
 def test_questions(sentence: str, asked: bool) -> None:
     assert is_question(sentence) is asked
+
+
+class _HoldsEveryWord:
+    """Stands in for `_QUESTION_WORDS` as a set that holds every word: its quick rule then rules nothing out."""
+
+    @staticmethod
+    def isdisjoint(_words: object) -> bool:
+        return False
+
+
+def test_the_quick_question_rule_rules_out_only_sentences_that_ask_nothing(monkeypatch) -> None:
+    # The sample calls' scripts (without their question marks too, as Whisper often writes them), and each word
+    # the rules react to at the start of a sentence, after an addressing opener, after "не" and as a tag.
+    scripts = [utterance["text"] for path in sorted(DATA.glob("*.truth.json"))
+               for utterance in json.loads(path.read_text(encoding="utf-8"))["utterances"]]
+    sentences = [sentence for text in scripts for sentence in re.split(r"(?<=[.!?…])\s+", text)]
+    sentences += [sentence.replace("?", ".") for sentence in sentences]
+    tags = re.search(r"\(\?:(.*?)\)", metrics._TAG.pattern).group(1).split("|")
+    words = sorted(metrics._INTERROGATIVES | metrics._REQUESTS | metrics._OPENERS | metrics._NEGATED_REQUESTS)
+    sentences += [f"{word.capitalize()} вам сейчас говорить" for word in words]
+    sentences += [f"Меня зовут Алексей, вам {word} сейчас" for word in words]
+    sentences += [f"Не {word} мне время" for word in words]
+    sentences += [f"Вы были у нас вчера, {tag}." for tag in tags] + [f"Вчера, {tag}." for tag in tags]
+    quick = [is_question(sentence) for sentence in sentences]
+    monkeypatch.setattr(metrics, "_QUESTION_WORDS", _HoldsEveryWord())
+    assert [is_question(sentence) for sentence in sentences] == quick
+    assert 0.2 < sum(quick) / len(quick) < 0.8  # both answers are exercised

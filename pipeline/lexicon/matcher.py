@@ -154,16 +154,16 @@ class Segment:
 class _TokenStream:
     """All segments' tokens in one flat list, so a call is matched in one pass.
 
-    `word_of[i]` is (segment index, word index in the segment) of token i; `segment_end[i]` is the index after
-    the last token of token i's segment: a phrase never runs past it; `vocabulary[s]` holds every surface form
-    and lemma of segment s.
+    `word_of[i]` is (segment index, word index in the segment) of token i; `bounds[s]` is (index of the first
+    token, index after the last) of segment s: a phrase never runs past it; `vocabulary[s]` holds every surface
+    form and lemma of segment s, and `roles[s]` its role.
     """
 
     tokens: list[Token] = field(default_factory=list)
     word_of: list[tuple[int, int]] = field(default_factory=list)
-    segment_end: list[int] = field(default_factory=list)
+    bounds: list[tuple[int, int]] = field(default_factory=list)
     vocabulary: list[frozenset[str]] = field(default_factory=list)
-    segment_first: list[int] = field(default_factory=list)  # per segment, the index of its first token
+    roles: list[Role] = field(default_factory=list)
 
     @classmethod
     def of(cls, segments: Sequence[Segment]) -> _TokenStream:
@@ -171,13 +171,13 @@ class _TokenStream:
         tokens, word_of = stream.tokens, stream.word_of
         for segment_index, segment in enumerate(segments):
             first = len(tokens)
-            stream.segment_first.append(first)
             for word_index, word in enumerate(segment.words):
                 found = tokenize(word.text)
                 tokens += found
                 word_of += [(segment_index, word_index)] * len(found)
-            stream.segment_end += [len(tokens)] * (len(tokens) - first)
+            stream.bounds.append((first, len(tokens)))
             stream.vocabulary.append(frozenset(chain.from_iterable(tokens[first:])))
+            stream.roles.append(segment.role)
         return stream
 
 
@@ -412,9 +412,10 @@ class Matcher:
         self._candidate_cache: dict[Token, tuple[Pattern, ...]] = {}
         self._fuzzy_cache: dict[str, tuple[Pattern, ...]] = {}
         self._forms_cache: dict[str, frozenset[str]] = {}
-        # (token, the next word's surface or None) -> (patterns it starts exactly, fuzzy patterns it may start
-        # that are not among those): one lookup per word of a call in the hot loop.
-        self._start_cache: dict[tuple[Token, str | None], tuple[tuple[Pattern, ...], tuple[Pattern, ...]]] = {}
+        # Per role (None: any), (token, the next word's surface or None) -> (patterns it starts exactly, fuzzy
+        # patterns it may start that are not among those): one lookup per word of a call in the hot loop.
+        self._start_cache: dict[Role | None, dict[tuple[Token, str | None],
+                                                  tuple[tuple[Pattern, ...], tuple[Pattern, ...]]]] = {}
         self._token_forms_cache: dict[tuple[Token, str | None], frozenset[str]] = {}
         for pattern in patterns:
             self._index(pattern)
@@ -517,59 +518,62 @@ class Matcher:
                 return None
         return position
 
-    def _term_spans(self, stream: _TokenStream) -> dict[tuple[str, str, int], list[_Match]]:
-        """Per (lexicon, term, segment), the non-overlapping matches of the term, exclusions applied."""
+    def _term_spans(self, stream: _TokenStream, *, by_role: bool = False) -> dict[tuple[str, str, int], list[_Match]]:
+        """Per (lexicon, term, segment), the non-overlapping matches of the term, exclusions applied. `by_role`
+        (the call's roles are known): a segment is matched only against the terms its role may say, since the
+        others' hits would be dropped (`_hits`); most terms belong to one party."""
         found: dict[tuple[str, str, int], list[_Match]] = {}
         excluded: dict[tuple[str, str, int], list[_Match]] = {}
-        tokens, segment_end, vocabulary, word_of = stream.tokens, stream.segment_end, stream.vocabulary, stream.word_of
-        cached = self._start_cache.get  # the hot loop: most words start no phrase at all
+        tokens, vocabulary = stream.tokens, stream.vocabulary
         fuzzy = bool(self._fuzzy.units)
-        # The current segment's `_may_walk` answers per pattern id, and what its words may stand for (tokens
-        # come segment by segment).
-        segment = -1
-        walkable: dict[int, bool] = {}
-        forms: frozenset[str] | None = None
-        for index, token in enumerate(tokens):
-            end = segment_end[index]
-            following = tokens[index + 1].surface if fuzzy and index + 1 < end else None
-            starts = cached((token, following))
-            if starts is None:
-                starts = self._starts(token, following)
-            candidates, near = starts
-            if not candidates and not near:
-                continue
-            if word_of[index][0] != segment:
-                segment, walkable, forms = word_of[index][0], {}, None
-            for pattern in candidates:
-                match: _Match | None = None
-                if len(pattern.tests) == 1:
-                    match = _Match(index, index, pattern.phrase)
-                elif pattern.needs <= vocabulary[segment]:
-                    last = self._extend(pattern, tokens, index, end)
-                    match = None if last is None else _Match(index, last, pattern.phrase)
-                if match is None and pattern.fuzzy:
+        for segment, (first, end) in enumerate(stream.bounds):
+            role = stream.roles[segment] if by_role else None
+            cache = self._start_cache.get(role)
+            if cache is None:
+                cache = self._start_cache[role] = {}
+            cached = cache.get  # the hot loop: most words start no phrase at all
+            # Per pattern id, the segment's `_may_walk` answer, and what its words may stand for.
+            walkable: dict[int, bool] = {}
+            forms: frozenset[str] | None = None
+            for index in range(first, end):
+                token = tokens[index]
+                following = tokens[index + 1].surface if fuzzy and index + 1 < end else None
+                starts = cached((token, following))
+                if starts is None:
+                    starts = cache[(token, following)] = self._starts(token, following, role)
+                candidates, near = starts
+                if not candidates and not near:
+                    continue
+                for pattern in candidates:
+                    match: _Match | None = None
+                    if len(pattern.tests) == 1:
+                        match = _Match(index, index, pattern.phrase)
+                    elif pattern.needs <= vocabulary[segment]:
+                        last = self._extend(pattern, tokens, index, end)
+                        match = None if last is None else _Match(index, last, pattern.phrase)
+                    if match is None and pattern.fuzzy:
+                        possible = walkable.get(id(pattern))
+                        if possible is None:
+                            if forms is None and pattern.fuzzy_needs:
+                                forms = self._segment_forms(stream, segment)
+                            possible = walkable[id(pattern)] = _may_walk(pattern, forms)
+                        if possible:
+                            match = _fuzzy_walk(pattern, tokens, index, end)
+                    if match is not None:
+                        key = (pattern.lexicon, pattern.term, segment)
+                        (excluded if pattern.exclusion else found).setdefault(key, []).append(match)
+                for pattern in near:
                     possible = walkable.get(id(pattern))
                     if possible is None:
                         if forms is None and pattern.fuzzy_needs:
                             forms = self._segment_forms(stream, segment)
                         possible = walkable[id(pattern)] = _may_walk(pattern, forms)
-                    if possible:
-                        match = _fuzzy_walk(pattern, tokens, index, end)
-                if match is not None:
-                    key = (pattern.lexicon, pattern.term, segment)
-                    (excluded if pattern.exclusion else found).setdefault(key, []).append(match)
-            for pattern in near:
-                possible = walkable.get(id(pattern))
-                if possible is None:
-                    if forms is None and pattern.fuzzy_needs:
-                        forms = self._segment_forms(stream, segment)
-                    possible = walkable[id(pattern)] = _may_walk(pattern, forms)
-                if not possible:
-                    continue
-                match = _fuzzy_walk(pattern, tokens, index, end)
-                if match is not None:
-                    key = (pattern.lexicon, pattern.term, segment)
-                    (excluded if pattern.exclusion else found).setdefault(key, []).append(match)
+                    if not possible:
+                        continue
+                    match = _fuzzy_walk(pattern, tokens, index, end)
+                    if match is not None:
+                        key = (pattern.lexicon, pattern.term, segment)
+                        (excluded if pattern.exclusion else found).setdefault(key, []).append(match)
         spans = {}
         for key, matches in found.items():
             kept: list[_Match] = []
@@ -585,10 +589,12 @@ class Matcher:
                 spans[key] = sorted(kept)
         return spans
 
-    def _starts(self, token: Token, following: str | None) -> tuple[tuple[Pattern, ...], tuple[Pattern, ...]]:
+    def _starts(self, token: Token, following: str | None,
+                role: Role | None = None) -> tuple[tuple[Pattern, ...], tuple[Pattern, ...]]:
         """The patterns `token` starts exactly (`_candidates`), and the fuzzy ones whose first word is only close
-        to it or to it written with `following` (`_fuzzy_near`), each once and not among the first: cached per
-        pair, as calls repeat their words."""
+        to it or to it written with `following` (`_fuzzy_near`), each once and not among the first; with `role`,
+        only those of terms that role may say. `_term_spans` caches it per pair and role, as calls repeat their
+        words."""
         candidates = self._candidates(token)
         exact = {id(pattern) for pattern in candidates}
         near: dict[int, Pattern] = {}
@@ -596,13 +602,19 @@ class Matcher:
             for pattern in self._fuzzy_near(token, following):
                 if id(pattern) not in exact and id(pattern) not in near and _may_start(pattern, token, following):
                     near[id(pattern)] = pattern
-        found = self._start_cache[(token, following)] = (candidates, tuple(near.values()))
-        return found
+        if role is None:
+            return candidates, tuple(near.values())
+        return (tuple(pattern for pattern in candidates if self._said_by(pattern, role)),
+                tuple(pattern for pattern in near.values() if self._said_by(pattern, role)))
+
+    def _said_by(self, pattern: Pattern, role: Role) -> bool:
+        """Whether a hit of `pattern` counts when `role` says it (its term's speaker scope)."""
+        return self.terms[(pattern.lexicon, pattern.term)].scope in ("any", role)
 
     def _segment_forms(self, stream: _TokenStream, segment: int) -> frozenset[str]:
         """Every phrase form of a fuzzy pattern that a word of the segment (its form, its lemma, it written
         together with the next word) is, or may stand for (`_may_walk`)."""
-        first, end = stream.segment_first[segment], stream.segment_end[stream.segment_first[segment]]
+        first, end = stream.bounds[segment]
         near: set[str] = set(stream.vocabulary[segment])
         for position in range(first, end):
             token = stream.tokens[position]
@@ -640,7 +652,7 @@ class Matcher:
     def _hits(self, segments: list[Segment], *, duration_s: float | None, roles_known: bool) -> list[Hit]:
         stream = _TokenStream.of(segments)
         hits = []
-        for (lexicon, term_id, segment_index), spans in self._term_spans(stream).items():
+        for (lexicon, term_id, segment_index), spans in self._term_spans(stream, by_role=roles_known).items():
             compiled = self.terms[(lexicon, term_id)]
             segment = segments[segment_index]
             if roles_known and compiled.scope != "any" and segment.role != compiled.scope:
