@@ -218,6 +218,11 @@ def is_question(sentence: str) -> bool:
 def _questions(turns: list[Turn]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for turn in turns:
+        # is_question's quick rule for the whole turn at once: its sentences' words are the turn's words.
+        lowered = turn.text.lower()
+        if "?" not in lowered and "чем могу" not in lowered and _QUESTION_WORDS.isdisjoint(_WORD.findall(lowered)):
+            counts.setdefault(turn.speaker, 0)
+            continue
         asked = sum(is_question(sentence) for sentence in _SENTENCE_SPLIT.split(turn.text) if sentence.strip())
         counts[turn.speaker] = counts.get(turn.speaker, 0) + asked
     return counts

@@ -11,14 +11,20 @@ from __future__ import annotations
 import bisect
 from itertools import chain
 
+from pydantic import TypeAdapter
+
 from pipeline.schema import Turn, Word
 
 __all__ = ["build_turns"]
 
+# Turns are validated as one list, strictly (their values are the validated words' own): about half the time of
+# building each Turn on its own, which re-scoring feels.
+_TURNS = TypeAdapter(list[Turn])
 
-def _make_turn(run: list[Word]) -> Turn:
-    return Turn(start=run[0].start, end=max([word.end for word in run]), speaker=run[0].speaker, role=run[0].role,
-                text=" ".join([word.text for word in run]))
+
+def _turn_fields(run: list[Word]) -> dict:
+    return {"start": run[0].start, "end": max([word.end for word in run]), "speaker": run[0].speaker,
+            "role": run[0].role, "text": " ".join([word.text for word in run])}
 
 
 def _floor_taken(other_starts: list[float], other_ends: list[float], gap_start: float, gap_end: float) -> bool:
@@ -34,7 +40,7 @@ def build_turns(words: list[Word], *, max_pause_s: float = 2.0) -> list[Turn]:
     for word in words:
         by_speaker.setdefault(word.speaker, []).append(word)
     spans = {speaker: [(word.start, word.end) for word in own] for speaker, own in by_speaker.items()}
-    turns: list[Turn] = []
+    turns: list[dict] = []
     for speaker, own in by_speaker.items():
         # The other speakers' words as (start, end), by start: whether one lies wholly inside a pause is a
         # bisect and a min over the few that start in it (re-scoring does this for every word of every call).
@@ -46,8 +52,8 @@ def build_turns(words: list[Word], *, max_pause_s: float = 2.0) -> list[Turn]:
         for index, (start, end) in enumerate(spans[speaker]):
             if index and (start - previous_end > max_pause_s
                           or _floor_taken(other_starts, other_ends, previous_end, start)):
-                turns.append(_make_turn(own[first:index]))
+                turns.append(_turn_fields(own[first:index]))
                 first = index
             previous_end = end
-        turns.append(_make_turn(own[first:]))
-    return sorted(turns, key=lambda turn: (turn.start, turn.end))
+        turns.append(_turn_fields(own[first:]))
+    return _TURNS.validate_python(sorted(turns, key=lambda turn: (turn["start"], turn["end"])), strict=True)
