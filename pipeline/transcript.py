@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from pipeline.roles import VoiceprintMatch, unknown_roles_warning
 from pipeline.schema import (
@@ -153,8 +153,9 @@ class Transcript(_Frozen):
             model=result.model, audio_gaps=result.audio_gaps,
             speakers=[TranscriptSpeaker(id=s.id, channel=s.channel, confidence=s.confidence)
                       for s in result.speakers],
-            words=[SpokenWord(start=w.start, end=w.end, text=w.text, speaker=w.speaker, prob=w.prob,
-                              overlap=w.overlap) for w in result.words],
+            words=_SPOKEN_WORDS.validate_python([{"start": w.start, "end": w.end, "text": w.text, "speaker": w.speaker,
+                                                  "prob": w.prob, "overlap": w.overlap} for w in result.words],
+                                                strict=True),
             kept_role_evidence=[item for item in (detection.evidence if detection else [])
                                 if item.kind in ("direction", "voiceprint")],
             audio_warnings=audio, asr_warnings=asr,
@@ -162,6 +163,10 @@ class Transcript(_Frozen):
             stored_metrics=result.metrics if result.layout == "stereo" else None,
             analyzed_at=result.analyzed_at, callqa_version=result.callqa_version)
 
+
+# A result's words as spoken words, validated as one list, strictly (the values are the validated result's
+# own): about a third of the time of building each on its own, which `callqa rescore` does for every word.
+_SPOKEN_WORDS = TypeAdapter(list[SpokenWord])
 
 # How derive.py's score warnings begin: an old result's are not the audio's, and are made afresh.
 _SCORE_WARNING = "score not computed: "
