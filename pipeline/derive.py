@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from pydantic import TypeAdapter
 
 from pipeline.lexicon import DEFAULT_LEXICONS, LexiconSet, load_lexicons
-from pipeline.lexicon.matcher import NEAR_MISS_MAX_PROB
+from pipeline.lexicon.matcher import NEAR_MISS_MAX_PROB, CallMatches
 from pipeline.metrics import MetricsOptions, compute_metrics_and_talk, talk_by_speaker
 from pipeline.quality import QualityOptions, assess_quality
 from pipeline.roles import RoleOptions, roles_from_channel_map, roles_of_mono_call, unknown_roles_warning
@@ -107,7 +107,7 @@ def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[Review]
     """
     if reviews and any(review.call_id != transcript.call_id for review in reviews):
         raise ValueError(f"derive: reviews of another call given for call {transcript.call_id}")
-    roles, detection = _roles(transcript, setup)
+    roles, detection, mono_matches = _roles(transcript, setup)
     words = _labelled(transcript, roles)
     turns = build_turns(words, max_pause_s=setup.turn_max_pause_s)
     metrics, talk_s = _metrics(transcript, words, turns, setup)
@@ -118,7 +118,11 @@ def derive(transcript: Transcript, setup: DeriveSetup, reviews: Sequence[Review]
                            else (heard.language, heard.probability, heard.expected_probability)),
         language=transcript.language, damaged_s=sum(gap.end - gap.start for gap in transcript.audio_gaps),
         options=setup.quality)
-    hits = setup.lexicons.matcher.find_hits(words, turns, transcript.duration_s) if setup.lexicons else []
+    hits = []
+    if setup.lexicons is not None:
+        matcher = setup.lexicons.matcher
+        hits = (matcher.hits_in(mono_matches, transcript.duration_s, roles) if mono_matches is not None
+                else matcher.find_hits(words, turns, transcript.duration_s))
     score, score_warning = _score(transcript, words, turns, metrics, hits, setup)
     if reviews and score is not None and setup.scorecard is not None:
         score = setup.scorecard.reviewed(score, reviews)
@@ -191,21 +195,29 @@ def _labelled(transcript: Transcript, roles: dict[str, Role]) -> list[Word]:
                                    for word in transcript.words], strict=True)
 
 
-def _roles(transcript: Transcript, setup: DeriveSetup) -> tuple[dict[str, Role], RoleDetection | None]:
+def _roles(transcript: Transcript, setup: DeriveSetup) -> tuple[dict[str, Role], RoleDetection | None,
+                                                               CallMatches | None]:
+    """The speakers' roles and how they were found; for a diarized mono call also its lexicon matches, searched
+    once on its words before their roles were known, for the role cues and then for its hits."""
     if transcript.separation == "channels":
         manager_channel = transcript.manager_channel or 0
         return roles_from_channel_map(manager_channel), RoleDetection(
-            method="channels", manager=CHANNEL_SPEAKERS[manager_channel], confidence=1.0)
+            method="channels", manager=CHANNEL_SPEAKERS[manager_channel], confidence=1.0), None
     if transcript.separation == "none":
-        return {s.id: "unknown" for s in transcript.speakers}, RoleDetection(method="none")
+        return {s.id: "unknown" for s in transcript.speakers}, RoleDetection(method="none"), None
     unlabelled = _labelled(transcript, {})
+    turns = build_turns(unlabelled, max_pause_s=setup.turn_max_pause_s)
+    lexicons = setup.lexicons
+    matches = lexicons.matcher.call_matches(unlabelled, turns) if lexicons is not None else None
+    cue_hits = (lexicons.matcher.hits_in(matches, max((w.end for w in unlabelled), default=0.0))
+                if lexicons is not None and matches is not None and lexicons.role_cues else [])
     kept = transcript.kept_role_evidence
     roles, detection = roles_of_mono_call(
-        unlabelled, build_turns(unlabelled, max_pause_s=setup.turn_max_pause_s), lexicons=setup.lexicons,
+        unlabelled, turns, cue_hits, lexicons=lexicons,
         direction=None if any(item.kind == "direction" for item in kept) else transcript.direction,
         voiceprint=transcript.voiceprint, kept=kept, options=setup.roles)
-    return roles, detection.model_copy(update={"lexicon_version": setup.lexicons.version if setup.lexicons
-                                               else None})
+    return roles, detection.model_copy(update={"lexicon_version": lexicons.version if lexicons
+                                               else None}), matches
 
 
 def _metrics(transcript: Transcript, words: list[Word], turns: list[Turn],

@@ -164,16 +164,13 @@ def detect_roles(speakers: Sequence[str], turns: Sequence[Turn], hits: Sequence[
     return roles, RoleDetection(method="detected", manager=manager, confidence=confidence, evidence=evidence)
 
 
-def roles_of_mono_call(words: Sequence[Word], turns: Sequence[Turn], *, lexicons: LexiconSet | None,
-                       direction: str | None = None, voiceprint: VoiceprintMatch | None = None,
-                       kept: Sequence[RoleEvidence] = (),
+def roles_of_mono_call(words: Sequence[Word], turns: Sequence[Turn], hits: Sequence[Hit], *,
+                       lexicons: LexiconSet | None, direction: str | None = None,
+                       voiceprint: VoiceprintMatch | None = None, kept: Sequence[RoleEvidence] = (),
                        options: RoleOptions | None = None) -> tuple[dict[str, Role], RoleDetection]:
-    """`detect_roles` on a diarized mono call's words and turns (roles still "unknown"): finds its cue hits."""
-    words = list(words)
+    """`detect_roles` on a diarized mono call's words, turns and lexicon hits (roles still "unknown"; the hits
+    found with the call's last word as its end, which is what windows of role cues are measured against)."""
     speakers = list(dict.fromkeys(word.speaker for word in words))
-    hits = []
-    if lexicons is not None and lexicons.role_cues:
-        hits = lexicons.matcher.find_hits(words, list(turns), max((w.end for w in words), default=0.0))
     roles, detection = detect_roles(speakers, turns, hits, cues=lexicons.role_cues if lexicons else {},
                                     direction=direction, voiceprint=voiceprint, kept=kept, options=options)
     return roles, detection.model_copy(update={"lexicon_version": lexicons.version if lexicons else None})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pipeline.derive import SCORE_WARNING, DeriveSetup, derive
+from pipeline.roles import RoleOptions
 from pipeline.schema import AsrModelInfo, ModelInfo, SourceInfo, SpeakerModelInfo
 from pipeline.scoring import CallFacts
 from pipeline.transcript import SpokenWord, Transcript, TranscriptSpeaker, read_transcript
@@ -69,6 +72,24 @@ def test_a_diarized_call_gets_its_roles_from_the_lexicons_and_not_without_them(d
     assert bare.role_detection.manager is None and bare.score is None and bare.hits == []
     assert {w.role for w in bare.words} == {"unknown"}
     assert [w for w in bare.warnings if w.startswith("mono recording: roles are unknown: evidence too weak")]
+
+
+@pytest.mark.parametrize("min_confidence", [0.6, 1.0])  # the roles found; the evidence judged too weak
+def test_a_diarized_call_is_searched_once_and_its_hits_are_those_of_its_labelled_words(
+        derive_setup: DeriveSetup, min_confidence: float) -> None:
+    setup = dataclasses.replace(derive_setup, roles=RoleOptions(min_confidence=min_confidence))
+    matcher = setup.lexicons.matcher
+    found = []
+    for call in SAMPLE_CALLS:
+        result = derive(_transcript(call, "diarized"), setup)
+        found.append(result.role_detection.manager is not None)
+        # derive reuses the matches of the search for role cues; a search of the labelled words finds the same
+        assert result.hits == matcher.find_hits(result.words, result.turns, result.duration_s), call.call_id
+        assert result.hits and {hit.role for hit in result.hits} <= {w.role for w in result.words}
+    assert all(found) if min_confidence < 0.9 else not all(found)
+    stereo = derive(_transcript(BY_ID["dental"], "channels"), setup)
+    with pytest.raises(ValueError, match="searched by its roles"):
+        matcher.hits_in(matcher.call_matches(stereo.words, stereo.turns), stereo.duration_s, {"left": "client"})
 
 
 def test_warnings_come_in_the_results_order(derive_setup: DeriveSetup) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import NamedTuple
@@ -38,7 +38,7 @@ from pipeline.lexicon.model import LexiconFile, PhraseSpec, Scope, Term, Window,
 from pipeline.lexicon.text import Token, is_known_word, part_of_speech, tokenize
 from pipeline.schema import Hit, Role, Turn, Word, roles_known
 
-__all__ = ["Matcher", "Pattern", "Segment", "TextHit", "fuzzy_note", "segments_of"]
+__all__ = ["CallMatches", "Matcher", "Pattern", "Segment", "TextHit", "fuzzy_note", "segments_of"]
 
 PREFIX_KEY = 3  # prefixes are indexed by their first three letters (wildcards need at least three)
 # How far under its threshold a phrase may be found and still count as "nearly said" (a near miss): at 0.8,
@@ -182,6 +182,18 @@ class _TokenStream:
             stream.vocabulary.append(frozenset(chain.from_iterable(tokens[first:])))
             stream.roles.append(segment.role)
         return stream
+
+
+@dataclass(frozen=True)
+class CallMatches:
+    """A call's matches of every term in each of its turns (`Matcher.call_matches`), before speaker scopes and
+    time windows: `Matcher.hits_in` makes them hits. `by_role`: the turns were searched only for the terms their
+    role may say (the call's roles were known)."""
+
+    segments: list[Segment]
+    stream: _TokenStream
+    spans: dict[tuple[str, str, int], list[_Match]]
+    by_role: bool
 
 
 def segments_of(words: Sequence[Word], turns: Sequence[Turn]) -> list[Segment]:
@@ -652,13 +664,36 @@ class Matcher:
             near += self._fuzzy_candidates((token.surface + following).replace("-", ""))
         return near
 
-    def _hits(self, segments: list[Segment], *, duration_s: float | None, roles_known: bool) -> list[Hit]:
+    def call_matches(self, words: Sequence[Word], turns: Sequence[Turn]) -> CallMatches:
+        """Every term's matches in each turn of a call, before speaker scopes and time windows (`hits_in`). Where
+        the call's roles are known, a turn is searched only for the terms its role may say."""
+        segments = segments_of(words, turns)
         stream = _TokenStream.of(segments)
+        by_role = roles_known(words)
+        return CallMatches(segments, stream, self._term_spans(stream, by_role=by_role), by_role)
+
+    def hits_in(self, matches: CallMatches, duration_s: float | None,
+                roles: Mapping[str, Role] | None = None) -> list[Hit]:
+        """The hits of `call_matches`, in time order, filtered by each term's speaker scope and time window.
+
+        `roles`: each speaker's role, where the call was searched before its roles were known (a diarized mono
+        call is searched once, for its role cues, and its hits are these matches with the roles found): the
+        turns' words carry the same times and texts either way, and a search of turns whose role is unknown
+        finds every term's matches. None: the roles of the words searched.
+        """
+        segments, stream = matches.segments, matches.stream
+        if roles is None:
+            segment_roles, known = [segment.role for segment in segments], matches.by_role
+        elif matches.by_role:
+            raise ValueError("hits_in: a call searched by its roles cannot take other roles")
+        else:
+            segment_roles = [roles.get(segment.words[0].speaker, "unknown") for segment in segments]
+            known = bool(segments) and "unknown" not in segment_roles  # every word is in a segment
         hits: list[dict] = []
-        for (lexicon, term_id, segment_index), spans in self._term_spans(stream, by_role=roles_known).items():
+        for (lexicon, term_id, segment_index), spans in matches.spans.items():
             compiled = self.terms[(lexicon, term_id)]
-            segment = segments[segment_index]
-            if roles_known and compiled.scope != "any" and segment.role != compiled.scope:
+            segment, role = segments[segment_index], segment_roles[segment_index]
+            if known and compiled.scope != "any" and role != compiled.scope:
                 continue
             for match in spans:
                 words = segment.words[stream.word_of[match.first][1] : stream.word_of[match.last][1] + 1]
@@ -666,13 +701,14 @@ class Matcher:
                 if compiled.window and duration_s is not None and not compiled.window.contains(start, end,
                                                                                               duration_s):
                     continue
-                hits.append({"lexicon": lexicon, "term": term_id, "role": segment.role, "start": start, "end": end,
+                hits.append({"lexicon": lexicon, "term": term_id, "role": role, "start": start, "end": end,
                              "text": " ".join([word.text for word in words]), "turn": segment.turn,
                              "phrase": match.phrase, "match": "fuzzy" if match.fuzzy else "lemma",
                              "similarity": match.similarity, "missing": match.missing})
         # Validated as one list, strictly (the values are the words' and the matcher's own): about half the time
         # of building each Hit on its own.
-        return _HITS.validate_python(hits, strict=True)
+        found = _HITS.validate_python(hits, strict=True)
+        return sorted(found, key=lambda hit: (hit.start, hit.lexicon, hit.term))
 
     def find_hits(self, words: Sequence[Word], turns: Sequence[Turn], duration_s: float) -> list[Hit]:
         """All hits in a call, in time order, filtered by each term's speaker scope and time window.
@@ -680,9 +716,7 @@ class Matcher:
         Where roles are unknown (a mono call before diarization), terms scoped to a role still match, with the
         hit's role "unknown": a QA lead sees what was said, and scoring knows it cannot judge who said it.
         """
-        known = roles_known(words)
-        hits = self._hits(segments_of(words, turns), duration_s=duration_s, roles_known=known)
-        return sorted(hits, key=lambda hit: (hit.start, hit.lexicon, hit.term))
+        return self.hits_in(self.call_matches(words, turns), duration_s)
 
     def _text_spans(self, text: str) -> tuple[_TokenStream, dict]:
         words = [Word(start=0.0, end=0.0, text=text, speaker="text", role="unknown", prob=1.0)]
