@@ -536,7 +536,7 @@ class Matcher:
     def _term_spans(self, stream: _TokenStream, *, by_role: bool = False) -> dict[tuple[str, str, int], list[_Match]]:
         """Per (lexicon, term, segment), the non-overlapping matches of the term, exclusions applied. `by_role`
         (the call's roles are known): a segment is matched only against the terms its role may say, since the
-        others' hits would be dropped (`_hits`); most terms belong to one party."""
+        others' hits would be dropped (`hits_in`); most terms belong to one party."""
         found: dict[tuple[str, str, int], list[_Match]] = {}
         excluded: dict[tuple[str, str, int], list[_Match]] = {}
         tokens, vocabulary = stream.tokens, stream.vocabulary
