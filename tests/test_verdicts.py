@@ -68,12 +68,13 @@ def test_questions_per_role_are_counted_from_wording(stereo_results, script_resu
 
 def test_a_garbled_company_name_is_uncertain_not_failed(stereo_results) -> None:
     """fitness: whisper-base heard "Добрый день, Светлана, у Патлев меня зовут" for "Добрый день, фитнес-клуб
-    Атлет, меня зовут". The manager named the company; the comment must not say ✘, and the score leaves the
-    criterion out."""
+    Атлет, меня зовут" (on an AMD EPYC; "Патлет" on an Intel Xeon: int8 arithmetic differs between CPUs). The
+    manager named the company; the comment must not say ✘, and the score leaves the criterion out."""
     result = stereo_results["fitness"]
     company = next(c for c in result.score.criteria if c.id == "company")
     assert company.verdict == "uncertain" and not company.passed and company.max_points == 0
-    assert company.evidence and "Патлев" in company.note
+    heard = company.evidence[0].text if company.evidence else ""
+    assert heard.startswith("Патле") and f"«{heard}» (похоже на «фитнес-клуб атлет»)" in company.note
     text = render_comment(result)
     assert "[B]Не удалось надёжно распознать (проверьте по записи):[/B]" in text
     assert "? Назвал компанию — похоже:" in text and "✘ Назвал компанию" not in text
