@@ -6,8 +6,10 @@ end, words and the legs' activity), then derives each call's result with the shi
 quality, hits and score, serialise the result (writing the file is left out: that is the disk's speed). Pinned
 to one CPU core. Two runs in one process: cold (the per-word-form lemma and token caches emptied before every
 call, as if each call were the first) as the baseline, and warm (caches kept, as in a real batch of calls).
-Also prints where a warm call's time goes, and the warm rate with every lexicon's `fuzzy` option off against the
-shipped lexicons (fuzzy terms and uncertain verdicts on), interleaved twice (issue 13: at most 20 % slower).
+Also prints the warm rate of diarized mono calls made the same way of the sample calls' mono transcripts (their
+roles found from the lexicons' cues as they are re-scored), where a warm call's time goes, and the warm rate
+with every lexicon's `fuzzy` option off against the shipped lexicons (fuzzy terms and uncertain verdicts on),
+interleaved twice (issue 13: at most 20 % slower).
 
     .venv/bin/python bench/rescore.py [--calls 300]
 """
@@ -36,10 +38,15 @@ from tests.conftest import SAMPLE_CALLS  # noqa: E402
 FIVE_MINUTES_S = 300.0
 
 
-def five_minute_transcripts(count: int) -> list[Transcript]:
+def five_minute_transcripts(count: int, *, mono: bool = False) -> list[Transcript]:
+    """`count` stored transcripts of five-minute calls made of the sample calls' stereo transcripts (`mono`: of
+    their mono files' transcripts, the speakers diarized)."""
     analyzer = CallAnalyzer(load_settings(device="cpu"))
-    pieces = [analyzer.transcribe(call.stereo, manager_channel=call.manager_channel, direction=call.direction)
-              for call in SAMPLE_CALLS]
+    if mono:
+        pieces = [analyzer.transcribe(call.mono, direction=call.direction) for call in SAMPLE_CALLS]
+    else:
+        pieces = [analyzer.transcribe(call.stereo, manager_channel=call.manager_channel, direction=call.direction)
+                  for call in SAMPLE_CALLS]
     return [laid_end_to_end(pieces, first=index).model_copy(update={"call_id": f"bench-{index}"})
             for index in range(count)]
 
@@ -94,15 +101,20 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
     transcripts = five_minute_transcripts(args.calls)
+    mono_transcripts = five_minute_transcripts(max(20, args.calls // 4), mono=True)
     setup = DeriveSetup.load()
     settle_for_batch()  # as `callqa rescore` does after loading its lexicons
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core from here on
     with tempfile.TemporaryDirectory(prefix="callqa-rescore-") as tmp:
-        paths = []
+        paths, mono_paths = [], []
         for transcript in transcripts:
             path = Path(tmp) / f"{transcript.call_id}.json"
             path.write_text(transcript.to_json(), encoding="utf-8")
             paths.append(path)
+        for transcript in mono_transcripts:
+            path = Path(tmp) / f"{transcript.call_id}.mono.json"
+            path.write_text(transcript.to_json(), encoding="utf-8")
+            mono_paths.append(path)
         cold_s, words = rescore_all(paths[: max(20, args.calls // 10)], setup, cold=True)
         cold_calls = max(20, args.calls // 10)
         text.tokenize.cache_clear()
@@ -110,6 +122,8 @@ def main() -> int:
         text._surfaces.cache_clear()
         warm_s, warm_words = rescore_all(paths, setup, cold=False)
         statistics = text.cache_statistics()
+        rescore_all(mono_paths, setup, cold=False)  # their own words into the caches first
+        mono_s, mono_words = rescore_all(mono_paths, setup, cold=False)
         stages = stage_times(paths[:100], setup)
         exact = without_fuzzy(setup)
         rates: dict[str, list[float]] = {"exact": [], "fuzzy": []}
@@ -123,6 +137,8 @@ def main() -> int:
     print(f"  cold caches: {cold_calls / cold_s:7.1f} calls/s  ({words / cold_s:9.0f} words/s)")
     print(f"  warm caches: {len(paths) / warm_s:7.1f} calls/s  ({warm_words / warm_s:9.0f} words/s)")
     print(f"  ratio warm / cold: {(len(paths) / warm_s) / (cold_calls / cold_s):.1f}")
+    print(f"  diarized mono, warm: {len(mono_paths) / mono_s:7.1f} calls/s  ({mono_words / mono_s:9.0f} words/s; "
+          f"{len(mono_paths)} calls of the mono files' transcripts, roles found from the lexicons' cues)")
     print("  per call (warm): " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in stages.items()))
     print(f"  fuzzy off {max(rates['exact']):.1f} calls/s, shipped (fuzzy on) {max(rates['fuzzy']):.1f} calls/s "
           f"(best of 2 each, interleaved): {max(rates['fuzzy']) / max(rates['exact']):.2f}x")
