@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import metrics
 from pipeline.metrics import MetricsOptions, compute_metrics, is_question
-from pipeline.schema import Word
+from pipeline.schema import Turn, Word
 from pipeline.turns import build_turns
 
 
@@ -128,7 +128,14 @@ def test_the_quick_question_rule_rules_out_only_sentences_that_ask_nothing(monke
     sentences += [f"Меня зовут Алексей, вам {word} сейчас" for word in words]
     sentences += [f"Не {word} мне время" for word in words]
     sentences += [f"Вы были у нас вчера, {tag}." for tag in tags] + [f"Вчера, {tag}." for tag in tags]
+    sentences += ["Алло?", "Сорок тысяч?", "Здравствуйте, чем могу помочь."]  # no question word
+    # ... and per turn (`_questions` rules out a whole turn at once): each utterance as a turn of its own speaker
+    turns = [Turn(start=0.0, end=1.0, speaker=speaker, role="manager", text=text)
+             for index, text in enumerate(scripts + [text.replace("?", ".") for text in scripts] + sentences)
+             for speaker in [f"S{index % 7}"]]
     quick = [is_question(sentence) for sentence in sentences]
+    counted = metrics._questions(turns)
     monkeypatch.setattr(metrics, "_QUESTION_WORDS", _HoldsEveryWord())
     assert [is_question(sentence) for sentence in sentences] == quick
+    assert metrics._questions(turns) == counted
     assert 0.2 < sum(quick) / len(quick) < 0.8  # both answers are exercised
