@@ -162,10 +162,15 @@ _NEGATED_REQUESTS = frozenset("подскажете скажете могли м
 _TAG = re.compile(r",\s*(?:да|верно|правильно|так|не так ли|не правда ли|ведь так|подходит|устроит|"
                   r"договорились)\s*[.!…]*$")
 _CLAUSE_SPLIT = re.compile(r"[,;:—–]\s*")
-# A sentence none of whose words is one of these, without "?" or "чем могу", asks nothing by any rule below:
-# most sentences of a call are ruled out by one set comparison (re-scoring measures every sentence of every call).
+# A text none of whose words is one of these, without "?" or "чем могу", asks nothing by any rule below.
 _QUESTION_WORDS = _INTERROGATIVES | _REQUESTS | frozenset(
     "ли не да верно правильно так правда ведь подходит устроит договорились".split())
+
+
+def _may_ask(lowered: str, words: list[str]) -> bool:
+    """Whether a lower-cased text (a sentence, or a turn of them) may ask anything by `is_question`'s rules: most
+    sentences and turns of a call are ruled out by one set comparison (re-scoring measures every one)."""
+    return "?" in lowered or "чем могу" in lowered or not _QUESTION_WORDS.isdisjoint(words)
 
 
 def _asks(tokens: list[str], *, addressed_only: bool) -> bool:
@@ -196,7 +201,7 @@ def is_question(sentence: str) -> bool:
     tokens = _WORD.findall(lowered)
     if "ли" in tokens or "чем могу" in lowered:
         return True
-    if _QUESTION_WORDS.isdisjoint(tokens):
+    if not _may_ask(lowered, tokens):
         return False
     if (tag := _TAG.search(lowered)) and len(_WORD.findall(lowered[:tag.start()])) >= 3:
         return True
@@ -218,9 +223,9 @@ def is_question(sentence: str) -> bool:
 def _questions(turns: list[Turn]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for turn in turns:
-        # is_question's quick rule for the whole turn at once: its sentences' words are the turn's words.
+        # The quick rule for the whole turn at once: its sentences' words are the turn's words.
         lowered = turn.text.lower()
-        if "?" not in lowered and "чем могу" not in lowered and _QUESTION_WORDS.isdisjoint(_WORD.findall(lowered)):
+        if not _may_ask(lowered, _WORD.findall(lowered)):
             counts.setdefault(turn.speaker, 0)
             continue
         asked = sum(is_question(sentence) for sentence in _SENTENCE_SPLIT.split(turn.text) if sentence.strip())
